@@ -1,0 +1,1 @@
+"""Classifiers: language detection and the type / category / urgency labels with their reasons."""

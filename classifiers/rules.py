@@ -1,0 +1,188 @@
+"""The explainable rule baseline: per-language lexicons (YAML, edited by operators) scored into
+a type, a complaint category and urgency signals, each with the rule that fired as its reason.
+
+Phrases match whole words in spaced scripts and as substrings in Chinese and Japanese; regexes
+run on the case-folded, NFKC-normalised text. Languages without a lexicon use all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
+
+RULES_DIR = Path(__file__).with_name("rules")
+_UNSPACED = {"zh", "ja"}
+
+
+class RulesError(ValueError):
+    """A lexicon file is invalid; the message names the file and key."""
+
+
+class Cue(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    phrase: str | None = None
+    regex: str | None = None
+    weight: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Cue:
+        if (self.phrase is None) == (self.regex is None):
+            raise ValueError("give exactly one of phrase or regex")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+        return self
+
+
+class Lexicon(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    lang: str
+    types: dict[str, list[Cue]] = Field(default_factory=dict)
+    categories: dict[str, list[Cue]] = Field(default_factory=dict)
+    urgency: dict[str, list[Cue]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> Lexicon:
+        for section, allowed in (("types", TYPES), ("categories", CATEGORIES), ("urgency", URGENCY_SIGNALS)):
+            unknown = set(getattr(self, section)) - set(allowed)
+            if unknown:
+                raise ValueError(f"{section}: unknown keys {sorted(unknown)}; allowed {list(allowed)}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    label: str
+    pattern: re.Pattern[str]
+    weight: float
+    source: str
+
+
+def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
+    if cue.regex is not None:
+        return _Compiled(label, re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}")
+    phrase = re.escape(cue.phrase.casefold())  # type: ignore[union-attr]
+    body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
+    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}")
+
+
+def load_lexicon(path: Path) -> Lexicon:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Lexicon.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise RulesError(f"{path}: {key}: {first['msg']}") from None
+
+
+class _LangRules:
+    def __init__(self, lexicons: list[Lexicon]) -> None:
+        self.types: list[_Compiled] = []
+        self.categories: list[_Compiled] = []
+        self.urgency: list[_Compiled] = []
+        for lex in lexicons:
+            for target, section in ((self.types, lex.types), (self.categories, lex.categories),
+                                    (self.urgency, lex.urgency)):
+                for label, cues in section.items():
+                    target.extend(_compile(lex.lang, label, cue) for cue in cues)
+
+
+def _score(rules: list[_Compiled], text: str) -> tuple[dict[str, float], dict[str, list[str]]]:
+    scores: dict[str, float] = defaultdict(float)
+    why: dict[str, list[str]] = defaultdict(list)
+    for rule in rules:
+        if rule.pattern.search(text):
+            scores[rule.label] += rule.weight
+            why[rule.label].append(rule.source)
+    return scores, why
+
+
+def _shouting(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha() and (ch.isupper() or ch.islower())]
+    return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+
+
+class RuleClassifier:
+    """Scores a message against the lexicon of its language (all lexicons when it has none)."""
+
+    name = "rules"
+
+    def __init__(self, rules_dir: Path = RULES_DIR) -> None:
+        lexicons = [load_lexicon(p) for p in sorted(rules_dir.glob("*.yaml"))]
+        self._by_lang = {lex.lang: _LangRules([lex]) for lex in lexicons}
+        self._fallback = _LangRules(lexicons)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self._by_lang)
+
+    def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
+                 vip: bool = False) -> Labels:
+        rules = self._by_lang.get(lang, self._fallback)
+        folded = text.casefold()
+        type_scores, type_why = _score(rules.types, folded)
+        if "?" in text or "？" in text:
+            type_scores["inquiry"] += 1.0
+            type_why["inquiry"].append("question mark")
+        reasons: list[str] = []
+        if type_scores:
+            ranked = sorted(type_scores.items(), key=lambda kv: (-kv[1], TYPES.index(kv[0])))
+            msg_type, best = ranked[0]
+            total = sum(type_scores.values())
+            confidence = round(best / total * min(1.0, 0.5 + best / 4), 3)
+            reasons.append(f"type {msg_type}: " + ", ".join(type_why[msg_type][:4]))
+        else:
+            msg_type, confidence = "inquiry", 0.2
+            reasons.append("type inquiry: no cue matched (default)")
+
+        category = None
+        if msg_type == "complaint":
+            cat_scores, cat_why = _score(rules.categories, folded)
+            if cat_scores:
+                category = max(cat_scores.items(), key=lambda kv: (kv[1], -CATEGORIES.index(kv[0])))[0]
+                reasons.append(f"category {category}: " + ", ".join(cat_why[category][:3]))
+            else:
+                category = "other"
+
+        signals, signal_why = _score(rules.urgency, folded)
+        if _shouting(text) or "!!!" in text:
+            signals["anger"] += 1
+            signal_why["anger"].append("capitals or !!!")
+        if public:
+            signals["public"] += 1
+            signal_why["public"].append("public post")
+        urgency = _urgency(msg_type, set(signals), repeat_contacts, vip)
+        for name in URGENCY_SIGNALS:
+            if name in signals:
+                reasons.append(f"signal {name}: " + ", ".join(signal_why[name][:3]))
+        if repeat_contacts >= 2:
+            reasons.append(f"signal repeat_contact: {repeat_contacts} contacts")
+        if vip:
+            reasons.append("signal vip: customer is VIP")
+        reasons.append(f"urgency {urgency}")
+        return Labels(msg_type, confidence, category, urgency, tuple(reasons))
+
+
+def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) -> str:
+    level = 0 if msg_type in ("praise", "spam", "suggestion") else 1
+    if msg_type == "spam":
+        return URGENCIES[0]
+    if "safety" in signals:
+        level = 3
+    if signals & {"security", "legal", "public"}:
+        level = max(level, 2)
+    bumps = len(signals & {"anger", "deadline"}) + (repeat_contacts >= 2) + vip
+    level = min(3, level + bumps) if level >= 2 else min(2, level + bumps)
+    return URGENCIES[level]

@@ -1,0 +1,89 @@
+"""A drop folder: .eml, transcript (.vtt, .srt, speech-to-text .json) and message .json files.
+
+A file moves to `done/` only after the sink durably accepted its envelopes; a file that cannot
+be parsed moves to `failed/` with a `.reason.txt` beside it; the rest keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from connectors.base import Connector, DropFolderConfig, InputError, Sink
+from connectors.email_mime import parse_email
+from connectors.json_messages import parse_messages
+from connectors.transcripts import parse_transcript_file
+from pipeline.envelope import Envelope
+
+log = logging.getLogger(__name__)
+SUFFIXES = {".eml", ".vtt", ".srt", ".json"}
+
+
+def parse_file(path: Path, account: str) -> list[Envelope]:
+    suffix = path.suffix.lower()
+    if suffix == ".eml":
+        return [parse_email(path.read_bytes(), account, path.as_uri())]
+    if suffix in (".vtt", ".srt"):
+        return [parse_transcript_file(path)]
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "segments" in data:
+        return [parse_transcript_file(path)]
+    return parse_messages(raw, path.as_uri())
+
+
+def pending_files(root: Path) -> list[Path]:
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+             and not p.name.endswith(".meta.json") and not {"done", "failed"} & set(p.relative_to(root).parts)]
+    return sorted(files)
+
+
+class DropFolderConnector(Connector):
+    name = "dropfolder"
+
+    def __init__(self, cfg: DropFolderConfig) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.path)
+        self.accepted = 0
+        self.failed = 0
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        while not stop.is_set():
+            await self.scan_once(sink)
+            try:
+                await asyncio.wait_for(stop.wait(), self.cfg.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def scan_once(self, sink: Sink) -> int:
+        taken = 0
+        for path in pending_files(self.root):
+            try:
+                envelopes = parse_file(path, self.cfg.account)
+            except (InputError, ValueError, OSError) as exc:
+                self._move(path, "failed", reason=f"{exc.__class__.__name__}: {exc}")
+                continue
+            await sink.accept(envelopes)  # raises if not accepted: the file stays for the next scan
+            self._move(path, "done")
+            taken += len(envelopes)
+        self.accepted += taken
+        return taken
+
+    def _move(self, path: Path, where: str, reason: str | None = None) -> None:
+        target_dir = self.root / where / path.parent.relative_to(self.root)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        moved = []
+        for file in (path, path.with_suffix(".meta.json")):
+            if file.exists() and file != target_dir / file.name:
+                file.replace(target_dir / file.name)
+                moved.append(file.name)
+        if reason:
+            self.failed += 1
+            (target_dir / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
+            log.warning("quarantined %s: %s", path, reason)

@@ -1,0 +1,74 @@
+"""HTTP intake for web forms and other systems: POST JSON messages, API-key auth, Idempotency-Key.
+
+`202 Accepted` is answered only after the sink durably accepted the messages. Replaying a
+request with the same Idempotency-Key (or the same message ids) stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from connectors.base import Connector, HttpIntakeConfig, InputError, Sink
+from connectors.json_messages import parse_messages
+
+log = logging.getLogger(__name__)
+
+
+def build_app(cfg: HttpIntakeConfig, sink: Sink) -> FastAPI:
+    app = FastAPI(title="Omnintake HTTP intake", version="1")
+    keys = [k.get_secret_value() for k in cfg.api_keys]
+    seen: dict[str, dict[str, Any]] = {}
+
+    @app.get("/healthz")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/messages", status_code=202)
+    async def post_messages(request: Request, x_api_key: str | None = Header(default=None),
+                            idempotency_key: str | None = Header(default=None)) -> JSONResponse:
+        if keys and not any(hmac.compare_digest(x_api_key or "", k) for k in keys):
+            raise HTTPException(status_code=401, detail="missing or wrong X-Api-Key")
+        if idempotency_key and idempotency_key in seen:
+            return JSONResponse(seen[idempotency_key] | {"replayed": True}, status_code=202)
+        body = await request.body()
+        if len(body) > cfg.max_body_bytes:
+            raise HTTPException(status_code=413, detail=f"body over {cfg.max_body_bytes} bytes")
+        try:
+            envelopes = parse_messages(body)
+        except InputError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        await sink.accept(envelopes)
+        answer = {"accepted": len(envelopes), "envelope_ids": [e.envelope_id for e in envelopes]}
+        if idempotency_key:
+            seen[idempotency_key] = answer
+            if len(seen) > 10000:
+                seen.pop(next(iter(seen)))
+        return JSONResponse(answer, status_code=202)
+
+    return app
+
+
+class HttpIntakeConnector(Connector):
+    name = "http_intake"
+
+    def __init__(self, cfg: HttpIntakeConfig) -> None:
+        self.cfg = cfg
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(build_app(self.cfg, sink), host=self.cfg.host, port=self.cfg.port,
+                                log_level="warning", lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign] - the service owns signals
+        serving = asyncio.create_task(server.serve())
+        log.info("HTTP intake on http://%s:%d/v1/messages", self.cfg.host, self.cfg.port)
+        await stop.wait()
+        server.should_exit = True
+        await serving

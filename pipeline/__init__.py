@@ -1,0 +1,1 @@
+"""Omnintake pipeline: envelope, transport, stages, store and the runner that ties them."""

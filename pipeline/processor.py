@@ -1,0 +1,171 @@
+"""The pipeline's work on a batch of raw records: decode, the per-message stages, then the
+store transaction. The same code serves the Kafka runner and the embedded mode.
+
+Returns the dead letters instead of sending them, so the caller can make them durable before
+it commits offsets or moves a cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from classifiers.language import LanguageDetector
+from classifiers.rules import RuleClassifier
+from pipeline.config import Settings
+from pipeline.deadletters import DeadLetter
+from pipeline.envelope import Envelope
+from pipeline.errors import RetriableError, is_conflict, is_unavailable
+from pipeline.stages import Stage, WorkItem
+from pipeline.stages.classify import ClassifyStage
+from pipeline.stages.dedup import DedupStage
+from pipeline.stages.language import LanguageStage
+from pipeline.stages.normalise import NormaliseStage
+from pipeline.stages.ticketing import TicketStage
+from pipeline.store.tickets import BatchOutcome, SqlTicketStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    payload: bytes
+    source: str = ""
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    tickets_created: int = 0
+    events: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def merge(self, other: BatchResult) -> None:
+        self.add(other)  # type: ignore[arg-type] - same counters
+        self.dead_letters.extend(other.dead_letters)
+
+    def add(self, outcome: BatchOutcome) -> None:
+        self.stored += outcome.stored
+        self.duplicates += outcome.duplicates
+        self.tickets_created += outcome.tickets_created
+        self.events += outcome.events
+
+
+class Processor:
+    def __init__(self, settings: Settings, engine: Engine, detector: LanguageDetector | None = None,
+                 classifier: RuleClassifier | None = None) -> None:
+        cfg = settings.pipeline
+        self.max_bytes = cfg.max_message_bytes
+        self.max_attempts = cfg.max_attempts
+        self.stages: list[Stage] = [
+            NormaliseStage(),
+            LanguageStage(detector or LanguageDetector()),
+            ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
+        ]
+        self.store = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
+                                    TicketStage(cfg.sla_hours), cfg.ticket_prefix)
+        self.stage_seconds: dict[str, float] = defaultdict(float)
+
+    def decode(self, record: RawRecord) -> WorkItem | DeadLetter:
+        if len(record.payload) > self.max_bytes:
+            return self._dead(record, "validate", ValueError(
+                f"message is {len(record.payload)} bytes, over the {self.max_bytes}-byte limit"))
+        try:
+            envelope = Envelope.model_validate_json(record.payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(envelope)"
+            return self._dead(record, "validate", ValueError(f"{where}: {first['msg']}"), exc)
+        return WorkItem(envelope, record.source, record.attempts)
+
+    def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        result = BatchResult()
+        started = time.perf_counter()
+        items: list[WorkItem] = []
+        for record in records:
+            decoded = self.decode(record)
+            if isinstance(decoded, DeadLetter):
+                result.dead_letters.append(decoded)
+            else:
+                items.append(decoded)
+        self.stage_seconds["decode"] += time.perf_counter() - started
+        ready = self.run_stages(items, records, result)
+        if ready:
+            self.store_batch(ready, result)
+        return result
+
+    def run_stages(self, items: list[WorkItem], records: Sequence[RawRecord], result: BatchResult) -> list[WorkItem]:
+        by_source = {r.source: r for r in records}
+        for stage in self.stages:
+            started = time.perf_counter()
+            survivors = []
+            for item in items:
+                error = self._run_with_retries(stage, item)
+                if error is None:
+                    survivors.append(item)
+                else:
+                    record = by_source.get(item.source) or RawRecord(item.envelope.model_dump_json().encode())
+                    result.dead_letters.append(self._dead(record, stage.name, error, attempts=self.max_attempts))
+            items = survivors
+            self.stage_seconds[stage.name] += time.perf_counter() - started
+        return items
+
+    def _run_with_retries(self, stage: Stage, item: WorkItem) -> Exception | None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                stage(item)
+                return None
+            except Exception as exc:  # noqa: BLE001 - any stage failure is the message's, not the batch's
+                if attempt == self.max_attempts:
+                    log.warning("stage %s failed for %s after %d attempts: %r", stage.name,
+                                item.envelope.delivery_key, attempt, exc)
+                    return exc
+        return None
+
+    def store_batch(self, items: list[WorkItem], result: BatchResult) -> None:
+        """One transaction for the batch; on conflicts retry, then isolate the message at fault."""
+        started = time.perf_counter()
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    result.add(self.store.apply(items))
+                    return
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
+                    if not is_conflict(exc) or attempt == self.max_attempts:
+                        log.warning("batch of %d failed to store (%r); storing one by one", len(items), exc)
+                        break
+                    log.info("store conflict on attempt %d, retrying the batch: %s", attempt, exc.__class__.__name__)
+            for item in items:
+                self._store_one(item, result)
+        finally:
+            self.stage_seconds["store"] += time.perf_counter() - started
+
+    def _store_one(self, item: WorkItem, result: BatchResult) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                result.add(self.store.apply([item]))
+                return
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
+                if attempt == self.max_attempts or not is_conflict(exc):
+                    record = RawRecord(item.envelope.model_dump_json().encode(), item.source, item.attempts)
+                    result.dead_letters.append(self._dead(record, "ticket", exc, attempts=attempt))
+                    return
+
+    def _dead(self, record: RawRecord, stage: str, error: Exception, cause: Exception | None = None,
+              attempts: int | None = None) -> DeadLetter:
+        cls = (cause or error).__class__.__name__
+        return DeadLetter(record.payload, stage, str(error)[:2000], cls,
+                          attempts if attempts is not None else record.attempts, record.source)

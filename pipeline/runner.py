@@ -1,0 +1,125 @@
+"""The Kafka pipeline runner: consume a batch, process it, make dead letters durable, commit.
+
+Offsets are committed only after the batch's ticket transaction has committed and its dead
+letters are acknowledged. A rebalance waits for the batch in flight to finish and commit, so the
+next owner of a partition starts where this one stopped. On stop (SIGTERM) the loop stops
+fetching, finishes the batch in hand within the drain timeout, commits, and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from pipeline.config import KafkaConfig
+from pipeline.errors import RetriableError
+from pipeline.processor import BatchResult, Processor, RawRecord
+from pipeline.transport.kafka import KafkaDeadLetterQueue
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+def record_source(record: ConsumerRecord) -> str:
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def attempts_of(record: ConsumerRecord) -> int:
+    for key, value in record.headers or ():
+        if key == "attempts":
+            try:
+                return int(value) + 1
+            except ValueError:
+                break
+    return 1
+
+
+class _WaitForBatch(ConsumerRebalanceListener):
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.lock:  # the batch in flight commits before the partitions move on
+            log.info("partitions revoked: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+
+
+class PipelineRunner:
+    name = "pipeline"
+
+    def __init__(self, cfg: KafkaConfig, processor: Processor, producer: AIOKafkaProducer,
+                 on_batch: Callable[[BatchResult, int], None] | None = None) -> None:
+        self.cfg = cfg
+        self.processor = processor
+        self.producer = producer
+        self.dead_letters = KafkaDeadLetterQueue(cfg)
+        self.on_batch = on_batch
+        self._lock = asyncio.Lock()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=cfg.batch_max_records,
+            session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=min(3000, cfg.session_timeout_ms // 3),
+            max_poll_interval_ms=300000)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.consumer.subscribe([self.cfg.topics.raw], listener=_WaitForBatch(self._lock))
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=self.cfg.fetch_timeout_ms,
+                                                    max_records=self.cfg.batch_max_records)
+                if not batch:
+                    continue
+                async with self._lock:
+                    handled = asyncio.ensure_future(self._handle(batch, stop))
+                    try:
+                        await asyncio.shield(handled)
+                    except asyncio.CancelledError:
+                        await self._drain(handled)
+                        raise
+        finally:
+            await self.consumer.stop()
+
+    async def _drain(self, handled: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait_for(handled, self.cfg.drain_timeout_s)
+        except (TimeoutError, Exception):  # noqa: BLE001 - uncommitted work is redelivered
+            log.warning("batch did not finish within the drain timeout; it will be redelivered")
+
+    async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+        records = [RawRecord(r.value or b"", record_source(r), attempts_of(r)) for rs in batch.values() for r in rs]
+        started = time.perf_counter()
+        result = await self._process_until_stored(records, stop)
+        if result is None:
+            return  # stopping while the database is down: nothing committed, all redelivered
+        if result.dead_letters:
+            await self.dead_letters.put(self.producer, result.dead_letters)
+        offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
+        if self.on_batch:
+            self.on_batch(result, len(records))
+        log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(records),
+                  (time.perf_counter() - started) * 1000, result.stored, result.duplicates, len(result.dead_letters))
+
+    async def _process_until_stored(self, records: list[RawRecord], stop: asyncio.Event) -> BatchResult | None:
+        backoff = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(self.processor.process, records)
+            except RetriableError as exc:
+                log.error("%s; retrying in %.1f s (offsets stay where they are)", exc, backoff)
+                if stop.is_set():
+                    return None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -1,0 +1,113 @@
+"""`intake run`: connectors, the pipeline and the outbox relay in one process, until SIGTERM.
+
+Embedded transport: connectors feed the stages in-process (SQLite by default). Kafka transport:
+connectors publish to the raw topic and the runner consumes it; the relay publishes ticket events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from connectors.base import Connector
+from connectors.dropfolder import DropFolderConnector
+from connectors.http_intake import HttpIntakeConnector
+from pipeline.config import Settings
+from pipeline.deadletters import SqlDeadLetterQueue
+from pipeline.embedded import EmbeddedSink
+from pipeline.processor import Processor
+from pipeline.relay import JsonlEventTarget, KafkaEventTarget, OutboxRelay
+from pipeline.store.database import make_engine, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def enabled_connectors(settings: Settings) -> list[Connector]:
+    cfg = settings.connectors
+    found: list[Connector] = []
+    if cfg.dropfolder.enabled:
+        found.append(DropFolderConnector(cfg.dropfolder))
+    if cfg.http_intake.enabled:
+        found.append(HttpIntakeConnector(cfg.http_intake))
+    return found
+
+
+async def retry_until(action: Callable[[], Awaitable[None]], what: str, stop: asyncio.Event) -> bool:
+    """Run `action` until it succeeds (True) or stop is set (False), backing off up to 30 s."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await action()
+            return True
+        except Exception as exc:  # noqa: BLE001 - services come back; log and wait
+            log.error("%s failed (%r); retrying in %.1f s", what, exc, backoff)
+            try:
+                await asyncio.wait_for(stop.wait(), backoff)
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, 30.0)
+    return False
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_service(settings: Settings, stop: asyncio.Event) -> None:
+    engine = make_engine(settings.store.url, settings.store.echo)
+    await asyncio.to_thread(upgrade, settings.store.url)
+    processor = Processor(settings, engine)
+    connectors = enabled_connectors(settings)
+    tasks: list[asyncio.Task[None]] = []
+    producer = None
+    if settings.transport == "embedded":
+        sink = EmbeddedSink(processor, SqlDeadLetterQueue(engine))
+        relay = OutboxRelay(engine, JsonlEventTarget(settings.relay.jsonl_path), settings.relay.batch_size,
+                            settings.relay.poll_interval_s)
+    else:
+        from pipeline.runner import PipelineRunner
+        from pipeline.transport.kafka import KafkaPublisher, ensure_topics, make_producer
+
+        kafka = settings.kafka
+        if not await retry_until(lambda: ensure_topics(kafka), "creating Kafka topics", stop):
+            return
+        producer = make_producer(kafka)
+        if not await retry_until(producer.start, "connecting the Kafka producer", stop):
+            return
+        sink = KafkaPublisher(kafka, producer)  # type: ignore[assignment]
+        relay = OutboxRelay(engine, KafkaEventTarget(producer, kafka.topics.events), settings.relay.batch_size,
+                            settings.relay.poll_interval_s)
+        tasks.append(asyncio.create_task(PipelineRunner(kafka, processor, producer).run(stop), name="pipeline"))
+    for connector in connectors:
+        tasks.append(asyncio.create_task(connector.run(sink, stop), name=connector.name))
+    if settings.relay.enabled:
+        tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+    log.info("omnintake running: transport=%s store=%s connectors=%s", settings.transport,
+             engine.url.render_as_string(hide_password=True), [c.name for c in connectors])
+    try:
+        await _supervise(tasks, stop, settings.kafka.drain_timeout_s)
+    finally:
+        for connector in connectors:
+            await connector.close()
+        if producer is not None:
+            await producer.stop()
+        engine.dispose()
+        log.info("omnintake stopped")
+
+
+async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event, drain_timeout_s: float) -> None:
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopping and t.exception() is not None]
+    stop.set()
+    _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+    for task in pending:
+        log.warning("%s did not drain within %.0f s; cancelling", task.get_name(), drain_timeout_s)
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if failed:
+        raise failed[0].exception()  # type: ignore[misc]

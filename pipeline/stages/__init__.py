@@ -1,0 +1,33 @@
+"""Pipeline stages. Each is a small unit with a `name` and one method; items flow through in order:
+normalise -> language -> classify (pure, per message), then dedup -> ticket (inside the store's
+transaction, because they read and write tickets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from classifiers.labels import Labels
+from classifiers.language import LanguageResult
+from pipeline.envelope import Envelope
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One message on its way through the stages; stages fill in their fields."""
+
+    envelope: Envelope
+    source: str = ""
+    attempts: int = 1
+    text: str = ""
+    classify_text: str = ""
+    content_hash: str = ""
+    language: LanguageResult | None = None
+    labels: Labels | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    name: str
+
+    def __call__(self, item: WorkItem) -> None: ...

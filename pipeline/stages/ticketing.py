@@ -1,0 +1,85 @@
+"""Create a ticket or append to the customer's open one; emit the ticket events for the outbox.
+
+Works on plain row dicts so the store can write them in one transaction. A ticket's urgency
+only rises; a repeat contact (third message or a repeated text) raises it one level.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from classifiers.labels import URGENCIES
+from pipeline.config import SlaConfig
+from pipeline.events import MessageSummary, TicketEvent, event_id, snapshot
+from pipeline.stages import WorkItem
+from pipeline.stages.dedup import DedupDecision
+
+_TYPE_RANK = {"complaint": 4, "inquiry": 3, "suggestion": 2, "praise": 1, "spam": 0}
+
+
+def sla_due(opened: datetime, urgency: str, sla: SlaConfig) -> datetime:
+    return opened + timedelta(hours=getattr(sla, urgency))
+
+
+class TicketStage:
+    name = "ticket"
+
+    def __init__(self, sla: SlaConfig) -> None:
+        self.sla = sla
+
+    def open_ticket(self, item: WorkItem, customer_id: int, now: datetime) -> dict[str, Any]:
+        labels, env = item.labels, item.envelope
+        assert labels is not None and item.language is not None
+        return {
+            "number": None, "customer_id": customer_id, "status": "open", "type": labels.type,
+            "category": labels.category, "urgency": labels.urgency, "language": item.language.lang,
+            "channel": env.channel, "subject": (env.subject or item.classify_text[:120]) or None,
+            "message_count": 1, "repeat_count": 0, "sla_due_at": sla_due(now, labels.urgency, self.sla),
+            "created_at": now, "updated_at": now,
+        }
+
+    def append(self, ticket: dict[str, Any], item: WorkItem, decision: DedupDecision,
+               now: datetime) -> dict[str, list[str | None]]:
+        """Update `ticket` in place for one more message; return what changed that matters."""
+        labels = item.labels
+        assert labels is not None
+        before = {k: ticket[k] for k in ("type", "category", "urgency")}
+        ticket["message_count"] += 1
+        ticket["updated_at"] = now
+        repeat = decision.outcome == "content_duplicate" or ticket["message_count"] >= 3
+        if decision.outcome == "content_duplicate":
+            ticket["repeat_count"] += 1
+        if _TYPE_RANK[labels.type] > _TYPE_RANK[ticket["type"]]:
+            ticket["type"], ticket["category"] = labels.type, labels.category
+        elif ticket["type"] == "complaint" and ticket["category"] in (None, "other") and labels.category:
+            ticket["category"] = labels.category
+        level = max(URGENCIES.index(ticket["urgency"]), URGENCIES.index(labels.urgency))
+        if repeat and ticket["type"] == "complaint":
+            level = min(level + 1, URGENCIES.index("high")) if level < 2 else level
+        if URGENCIES[level] != ticket["urgency"]:
+            ticket["urgency"] = URGENCIES[level]
+            ticket["sla_due_at"] = min(ticket["sla_due_at"], sla_due(ticket["created_at"], ticket["urgency"],
+                                                                    self.sla))
+        return {k: [v, ticket[k]] for k, v in before.items() if v != ticket[k]}
+
+    def events(self, ticket: dict[str, Any], item: WorkItem, decision: DedupDecision,
+               changes: dict[str, list[str | None]], now: datetime) -> list[TicketEvent]:
+        labels, env = item.labels, item.envelope
+        assert labels is not None and item.language is not None
+        message = MessageSummary(
+            envelope_id=env.envelope_id, channel=env.channel, account=env.account, message_id=env.message_id,
+            received_at=env.received_at, language=item.language.lang, type=labels.type,
+            category=labels.category, urgency=labels.urgency, dedup_outcome=decision.outcome,
+            reasons=list(labels.reasons))
+        snap = snapshot(ticket)
+        cause = env.envelope_id
+        if decision.outcome == "new":
+            return [TicketEvent(event_id=event_id(cause, "created"), type="ticket.created", occurred_at=now,
+                                ticket=snap, message=message)]
+        out = [TicketEvent(event_id=event_id(cause, "appended"), type="ticket.message_appended",
+                           occurred_at=now, ticket=snap, message=message)]
+        if changes:
+            out.append(TicketEvent(event_id=event_id(cause, "reclassified"), type="ticket.reclassified",
+                                   occurred_at=now, ticket=snap, changes=changes))
+        return out

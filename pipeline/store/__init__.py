@@ -1,0 +1,1 @@
+"""The shared SQL store: customers, messages, tickets, the ticket-event outbox, cursors, dead letters."""

@@ -1,0 +1,211 @@
+"""Dedup and ticket stages applied to a batch in one database transaction.
+
+Reads what the batch needs in a few set-based queries, decides every message in order, then
+writes customers, tickets, messages and outbox events together. Redelivered messages are found
+by their delivery key and skipped; a concurrent writer trips a unique constraint and the caller
+retries the batch, which then sees the other writer's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, tuple_, update
+
+from pipeline.envelope import utcnow
+from pipeline.stages import WorkItem
+from pipeline.stages.dedup import DedupDecision, DedupStage, DedupState, thread_refs
+from pipeline.stages.ticketing import TicketStage
+from pipeline.store.schema import (
+    OPEN_STATUSES,
+    customer_identities,
+    customers,
+    messages,
+    ticket_events,
+    tickets,
+)
+
+_CHUNK = 500
+_MUTABLE = ("type", "category", "urgency", "message_count", "repeat_count", "sla_due_at", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    stored: int
+    duplicates: int
+    tickets_created: int
+    events: int
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+class _NewTicket:
+    """Placeholder for a ticket created in this batch, until the insert gives it an id."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+
+
+class SqlTicketStore:
+    def __init__(self, engine: Engine, dedup: DedupStage, ticketing: TicketStage, ticket_prefix: str) -> None:
+        self.engine = engine
+        self.dedup = dedup
+        self.ticketing = ticketing
+        self.prefix = ticket_prefix
+
+    def apply(self, items: Sequence[WorkItem], now: datetime | None = None) -> BatchOutcome:
+        now = now or utcnow()
+        with self.engine.begin() as conn:
+            return self._apply(conn, items, now)
+
+    def _apply(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> BatchOutcome:
+        customer_of = self._resolve_customers(conn, items, now)
+        state = self._load_state(conn, items, customer_of)
+        stored_tickets: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(sorted(set(state.open_ticket_by_customer.values()))):
+            for row in conn.execute(select(tickets).where(tickets.c.id.in_(chunk))).mappings():
+                stored_tickets[row["id"]] = dict(row)
+
+        new_tickets: list[_NewTicket] = []
+        touched: set[int] = set()
+        message_rows: list[tuple[object, WorkItem, DedupDecision, int]] = []
+        pending_events: list[tuple[object, dict[str, Any], WorkItem, DedupDecision, dict]] = []
+        duplicates = 0
+        for item in items:
+            customer_id = customer_of[item.envelope.sender.key]
+            decision = self.dedup.decide(item, customer_id, state)
+            if not decision.stores_message:
+                duplicates += 1
+                continue
+            if decision.outcome == "new":
+                ref: object = _NewTicket(self.ticketing.open_ticket(item, customer_id, now))
+                new_tickets.append(ref)  # type: ignore[arg-type]
+                ticket, changes = ref.row, {}  # type: ignore[attr-defined]
+            else:
+                ref = decision.ticket_ref
+                ticket = ref.row if isinstance(ref, _NewTicket) else stored_tickets[ref]  # type: ignore[index]
+                changes = self.ticketing.append(ticket, item, decision, now)
+                if not isinstance(ref, _NewTicket):
+                    touched.add(ref)  # type: ignore[arg-type]
+            self.dedup.record(item, customer_id, ref, state)
+            message_rows.append((ref, item, decision, customer_id))
+            pending_events.append((ref, dict(ticket), item, decision, changes))
+
+        self._insert_tickets(conn, new_tickets)
+
+        def ticket_id(ref: object) -> int:
+            return ref.row["id"] if isinstance(ref, _NewTicket) else ref  # type: ignore[return-value]
+
+        if touched:
+            conn.execute(
+                update(tickets).where(tickets.c.id == bindparam("b_id"))
+                .values({c: bindparam(f"b_{c}") for c in _MUTABLE}),
+                [{f"b_{c}": stored_tickets[t][c] for c in _MUTABLE} | {"b_id": t} for t in sorted(touched)],
+            )
+        if message_rows:
+            conn.execute(insert(messages), [self._message_row(ticket_id(ref), item, decision, cid, now)
+                                            for ref, item, decision, cid in message_rows])
+        events = []
+        for ref, ticket_copy, item, decision, changes in pending_events:
+            ticket_copy["number"] = ref.row["number"] if isinstance(ref, _NewTicket) else ticket_copy["number"]
+            for event in self.ticketing.events(ticket_copy, item, decision, changes, now):
+                events.append({"event_id": event.event_id, "ticket_id": ticket_id(ref),
+                               "ticket_number": event.ticket.number, "type": event.type,
+                               "occurred_at": now, "payload": event.model_dump(mode="json")})
+        if events:
+            conn.execute(insert(ticket_events), events)
+        return BatchOutcome(len(message_rows), duplicates, len(new_tickets), len(events))
+
+    def _resolve_customers(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> dict[str, int]:
+        senders = {item.envelope.sender.key: item.envelope.sender for item in items}
+        pairs = [(s.kind, key.split(":", 1)[1]) for key, s in senders.items()]
+        found: dict[str, int] = {}
+        for chunk in _chunks(pairs):
+            rows = conn.execute(select(customer_identities.c.kind, customer_identities.c.value,
+                                       customer_identities.c.customer_id)
+                                .where(tuple_(customer_identities.c.kind, customer_identities.c.value).in_(chunk)))
+            for kind, value, customer_id in rows:
+                found[f"{kind}:{value}"] = customer_id
+        missing = [key for key in senders if key not in found]
+        if missing:
+            ids = conn.execute(
+                insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
+                [{"display_name": senders[k].name, "vip": False, "created_at": now} for k in missing],
+            ).scalars().all()
+            conn.execute(insert(customer_identities), [
+                {"customer_id": cid, "kind": senders[k].kind, "value": k.split(":", 1)[1],
+                 "verified": senders[k].kind in ("phone", "telegram_user"), "created_at": now}
+                for k, cid in zip(missing, ids, strict=True)])
+            found.update(zip(missing, ids, strict=True))
+        return found
+
+    def _load_state(self, conn: Connection, items: Sequence[WorkItem], customer_of: dict[str, int]) -> DedupState:
+        state = DedupState()
+        keys = [item.envelope.delivery_key for item in items]
+        for chunk in _chunks(keys):
+            state.known_delivery_keys.update(
+                conn.execute(select(messages.c.delivery_key).where(messages.c.delivery_key.in_(chunk))).scalars())
+        customer_ids = sorted(set(customer_of.values()))
+        for chunk in _chunks(customer_ids):
+            rows = conn.execute(select(tickets.c.customer_id, tickets.c.id).where(
+                and_(tickets.c.customer_id.in_(chunk), tickets.c.status.in_(OPEN_STATUSES))))
+            state.open_ticket_by_customer.update(dict(rows.tuples().all()))
+        open_ids = list(state.open_ticket_by_customer.values())
+        if not open_ids:
+            return state
+        pairs = sorted({(customer_of[i.envelope.sender.key], i.content_hash) for i in items})
+        for chunk in _chunks(pairs):
+            rows = conn.execute(select(messages.c.customer_id, messages.c.content_hash, messages.c.ticket_id,
+                                       messages.c.received_at)
+                                .where(tuple_(messages.c.customer_id, messages.c.content_hash).in_(chunk))
+                                .order_by(messages.c.received_at))
+            for customer_id, digest, ticket, received in rows:
+                state.recent_content[(customer_id, digest)] = (ticket, received)
+        refs = sorted({ref for item in items for ref in thread_refs(item)})
+        email_refs = [r for r in refs if not r.startswith(("chat:", "social:", "phone:", "web:"))]
+        for chunk in _chunks(email_refs):
+            rows = conn.execute(select(messages.c.channel_message_id, messages.c.ticket_id).where(
+                and_(messages.c.channel == "email", messages.c.channel_message_id.in_(chunk))))
+            state.ticket_by_thread_ref.update(dict(rows.tuples().all()))
+        return state
+
+    def _insert_tickets(self, conn: Connection, new: list[_NewTicket]) -> None:
+        if not new:
+            return
+        ids = conn.execute(
+            insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), [t.row for t in new]
+        ).scalars().all()
+        for ticket, tid in zip(new, ids, strict=True):
+            ticket.row["id"] = tid
+            ticket.row["number"] = f"{self.prefix}-{tid:06d}"
+        conn.execute(update(tickets).where(tickets.c.id == bindparam("b_id")).values(number=bindparam("b_number")),
+                     [{"b_id": t.row["id"], "b_number": t.row["number"]} for t in new])
+
+    @staticmethod
+    def _message_row(ticket_id: int, item: WorkItem, decision: DedupDecision, customer_id: int,
+                     now: datetime) -> dict[str, Any]:
+        env, labels, lang = item.envelope, item.labels, item.language
+        assert labels is not None and lang is not None
+        return {
+            "envelope_id": env.envelope_id, "delivery_key": env.delivery_key, "ticket_id": ticket_id,
+            "customer_id": customer_id, "channel": env.channel, "account": env.account,
+            "channel_message_id": env.message_id, "conversation_id": env.conversation_id,
+            "received_at": env.received_at, "stored_at": now, "subject": env.subject, "text": item.text,
+            "content_hash": item.content_hash, "language": lang.lang,
+            "language_confidence": lang.confidence, "type": labels.type,
+            "type_confidence": labels.type_confidence, "category": labels.category,
+            "urgency": labels.urgency, "dedup_outcome": decision.outcome, "dedup_reason": decision.reason,
+            "dedup_score": decision.score, "reasons": {"labels": list(labels.reasons),
+                                                       "language": lang.as_dict()},
+            "envelope": env.model_dump(mode="json"),
+        }
+
+

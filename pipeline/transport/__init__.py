@@ -1,0 +1,1 @@
+"""Transports: how envelopes travel from connectors to the pipeline (Kafka, or in-process)."""

@@ -1,0 +1,108 @@
+"""Kafka plumbing with aiokafka: topics, the idempotent publisher connectors hand envelopes to,
+and the dead-letter topic. The consumer loop lives in `pipeline.runner`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from pipeline.config import KafkaConfig
+from pipeline.deadletters import DeadLetter
+from pipeline.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(cfg: KafkaConfig) -> None:
+    """Create the raw, ticket-event and dead-letter topics if missing, with configured partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [cfg.topics.raw, cfg.topics.events, cfg.topics.dead_letters]
+        missing = [NewTopic(t, cfg.partitions, cfg.replication_factor) for t in wanted if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(missing)
+        for name, code, *rest in response.topic_errors:
+            if code and for_code(code) is not TopicAlreadyExistsError:
+                raise for_code(code)(f"creating topic {name}: {rest[-1] if rest else ''}")
+        log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()
+
+
+def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
+    # aiokafka retries sends itself; the idempotent producer keeps those retries from duplicating.
+    return AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, enable_idempotence=True, acks="all",
+                            linger_ms=5, max_batch_size=262144, compression_type=None)
+
+
+class KafkaPublisher:
+    """The Sink connectors use in Kafka mode: `accept` returns once every envelope is acknowledged."""
+
+    def __init__(self, cfg: KafkaConfig, producer: AIOKafkaProducer | None = None) -> None:
+        self.topic = cfg.topics.raw
+        self.producer = producer or make_producer(cfg)
+        self._owns = producer is None
+
+    async def start(self) -> None:
+        if self._owns:
+            await self.producer.start()
+
+    async def stop(self) -> None:
+        if self._owns:
+            await self.producer.stop()
+
+    async def accept(self, envelopes: Sequence[Envelope]) -> None:
+        futures = [await self.producer.send(self.topic, e.model_dump_json().encode(), key=e.partition_key)
+                   for e in envelopes]
+        await asyncio.gather(*futures)
+
+
+class KafkaDeadLetterQueue:
+    """Dead letters on their topic; an entry's id is `partition:offset`."""
+
+    def __init__(self, cfg: KafkaConfig) -> None:
+        self.cfg = cfg
+        self.topic = cfg.topics.dead_letters
+
+    async def put(self, producer: AIOKafkaProducer, letters: Sequence[DeadLetter]) -> None:
+        futures = [await producer.send(self.topic, d.payload, headers=d.headers()) for d in letters]
+        await asyncio.gather(*futures)
+
+    async def read(self, wanted: set[str] | None = None, limit: int = 1000) -> list[DeadLetter]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.cfg.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
+            if not parts:
+                await consumer.topics()
+                parts = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            out: list[DeadLetter] = []
+            remaining = {tp for tp in parts if ends[tp] > 0}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=1000)
+                if not batch:
+                    break
+                for tp, records in batch.items():
+                    for r in records:
+                        ident = f"{tp.partition}:{r.offset}"
+                        if wanted is None or ident in wanted:
+                            created = datetime.fromtimestamp(r.timestamp / 1000, UTC)
+                            out.append(DeadLetter.from_headers(r.value or b"", list(r.headers), ident, created))
+                        if r.offset + 1 >= ends[tp]:
+                            remaining.discard(tp)
+            out.sort(key=lambda d: (d.created_at or datetime.min.replace(tzinfo=UTC)), reverse=True)
+            return out[:limit] if wanted is None else out
+        finally:
+            await consumer.stop()
