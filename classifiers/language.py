@@ -21,8 +21,10 @@ Backend = Literal["langdetect-rs", "langdetect"]
 _URLS = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
 _VI_LETTERS = set("ăđơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
 # Frequent Vietnamese syllables typed without diacritics that are rare words in other languages.
-_VI_BARE = set(
-    ["khong", "duoc", "cua", "toi", "minh", "hang", "giao", "dat", "nhan", "nguoi", "nhung", "voi", "chua", "roi", "lam", "gui", "tien", "tra", "sao", "vay", "nhe", "nha", "shop", "cam", "biet", "muon", "duoc", "qua", "rat", "lai", "hoan", "huy", "doi", "nhanh", "cham", "tre", "bao", "gio", "oi", "ban", "chi", "anh", "em", "dung", "sai", "hong", "loi", "phai", "thi", "cung", "nhu", "nay", "kia", "dau"]
+_VI_BARE = frozenset(
+    "khong duoc cua toi minh hang giao dat nhan nguoi nhung voi chua roi lam gui tien tra sao vay "
+    "nhe nha shop cam biet muon duoc qua rat lai hoan huy doi nhanh cham tre bao gio oi ban chi anh "
+    "em dung sai hong loi phai thi cung nhu nay kia dau".split()
 )
 _SCRIPT_LANG = {"GREEK": "el", "HANGUL": "ko", "THAI": "th", "HEBREW": "he", "DEVANAGARI": "hi",
                 "GEORGIAN": "ka", "ARMENIAN": "hy", "BENGALI": "bn", "TAMIL": "ta"}

@@ -7,6 +7,7 @@ be parsed moves to `failed/` with a `.reason.txt` beside it; the rest keeps flow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -56,10 +57,8 @@ class DropFolderConnector(Connector):
         self.root.mkdir(parents=True, exist_ok=True)
         while not stop.is_set():
             await self.scan_once(sink)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.poll_interval_s)
-            except TimeoutError:
-                pass
 
     async def scan_once(self, sink: Sink) -> int:
         taken = 0

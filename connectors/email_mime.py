@@ -16,6 +16,7 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import ClassVar
 
 from charset_normalizer import from_bytes
 
@@ -88,7 +89,7 @@ def _raw_header(msg: Message, name: str) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "blockquote", "table"}
+    _BLOCK: ClassVar[set[str]] = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "blockquote", "table"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -169,7 +169,7 @@ def email_parse(files: tuple[str, ...], as_json: bool) -> None:
             out = {"file": name, "ok": True, "from": env.sender.id, "subject": env.subject,
                    "message_id": env.message_id, "replacement_chars": text.count("\ufffd"),
                    "attachments": len(env.attachments), "text": env.customer_text}
-        except Exception as exc:  # noqa: BLE001 - report per file, keep going
+        except Exception as exc:
             out = {"file": name, "ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
         click.echo(json.dumps(out, ensure_ascii=False) if as_json else f"{out['ok']}\t{name}")
 

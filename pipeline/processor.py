@@ -124,7 +124,7 @@ class Processor:
             try:
                 stage(item)
                 return None
-            except Exception as exc:  # noqa: BLE001 - any stage failure is the message's, not the batch's
+            except Exception as exc:
                 if attempt == self.max_attempts:
                     log.warning("stage %s failed for %s after %d attempts: %r", stage.name,
                                 item.envelope.delivery_key, attempt, exc)

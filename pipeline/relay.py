@@ -108,7 +108,7 @@ class OutboxRelay:
                 try:
                     sent = await self.relay_once()
                     backoff = self.poll_interval_s
-                except Exception as exc:  # noqa: BLE001 - the relay must outlive outages; events wait in the outbox
+                except Exception as exc:
                     log.error("relay failed (%r); retrying in %.1f s", exc, backoff)
                     sent = 0
                     backoff = min(backoff * 2, 30.0)

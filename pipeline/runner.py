@@ -56,7 +56,7 @@ class PipelineRunner:
     name = "pipeline"
 
     def __init__(self, cfg: KafkaConfig, processor: Processor, producer: AIOKafkaProducer,
-                 on_batch: Callable[[BatchResult, int], None] | None = None) -> None:
+                 on_batch: Callable[[BatchResult, list[ConsumerRecord]], None] | None = None) -> None:
         self.cfg = cfg
         self.processor = processor
         self.producer = producer
@@ -91,7 +91,7 @@ class PipelineRunner:
     async def _drain(self, handled: asyncio.Future[None]) -> None:
         try:
             await asyncio.wait_for(handled, self.cfg.drain_timeout_s)
-        except (TimeoutError, Exception):  # noqa: BLE001 - uncommitted work is redelivered
+        except (TimeoutError, Exception):
             log.warning("batch did not finish within the drain timeout; it will be redelivered")
 
     async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
@@ -108,7 +108,7 @@ class PipelineRunner:
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
         if self.on_batch:
-            self.on_batch(result, len(records))
+            self.on_batch(result, [r for rs in batch.values() for r in rs])
         log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(records),
                   (time.perf_counter() - started) * 1000, result.stored, result.duplicates, len(result.dead_letters))
 

@@ -7,6 +7,7 @@ connectors publish to the raw topic and the runner consumes it; the relay publis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -41,12 +42,10 @@ async def retry_until(action: Callable[[], Awaitable[None]], what: str, stop: as
         try:
             await action()
             return True
-        except Exception as exc:  # noqa: BLE001 - services come back; log and wait
+        except Exception as exc:
             log.error("%s failed (%r); retrying in %.1f s", what, exc, backoff)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
-            except TimeoutError:
-                pass
             backoff = min(backoff * 2, 30.0)
     return False
 

@@ -18,5 +18,7 @@ class LanguageStage:
             item.language = LanguageResult(hint.lower(), 1.0, "channel-hint")
             return
         subject = item.envelope.subject or ""
-        text = item.classify_text if len(item.classify_text) >= 20 or not subject else f"{subject}\n{item.classify_text}"
+        text = item.classify_text
+        if len(text) < 20 and subject:  # a short body says little; the subject helps
+            text = f"{subject}\n{text}"
         item.language = self.detector.detect(text)

@@ -1,0 +1,167 @@
+"""`intake bench`: the pipeline on Kafka + the configured store, beside the ceiling of a plain
+aiokafka consume->produce loop on the same machine, so the result is also a ratio.
+
+Phases, each on fresh topics: produce N envelopes; the raw loop consumes and re-produces them;
+the pipeline consumes them into tickets (throughput, time per stage); then a producer paces
+messages at half the measured throughput while the pipeline runs (end-to-end latency: producer
+timestamp to offset commit after the ticket transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import random
+import resource
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from pipeline.config import KafkaConfig, Settings, TopicsConfig
+from pipeline.envelope import Envelope, Sender
+from pipeline.processor import Processor
+from pipeline.runner import PipelineRunner
+from pipeline.store.database import make_engine, upgrade
+from pipeline.transport.kafka import ensure_topics, make_producer
+
+TEXTS = [
+    "My order #{n} arrived broken and nobody answers my emails. I want a refund!",
+    "Hello, how can I change the delivery address for order {n}?",
+    "Đơn hàng {n} của tôi giao trễ 5 ngày rồi, shop kiểm tra giúp tôi với.",
+    "我的订单{n}还没有到，已经等了一个星期了，请尽快处理。",
+    "Здравствуйте, с моей карты дважды списали оплату за заказ {n}. Верните деньги.",
+    "Η παραγγελία {n} ήρθε χαλασμένη, θέλω αντικατάσταση το συντομότερο.",
+    "Great service, thank you! The parcel {n} came a day early.",
+    "It would be nice if your app let me save two addresses (order {n}).",
+]
+
+
+def _envelope(i: int, run: str, rng: random.Random) -> bytes:
+    customer = rng.randrange(max(1, 20_000))
+    env = Envelope(channel="chat", account="bench", message_id=f"{run}-{i}", conversation_id=f"c{customer}",
+                   sender=Sender(kind="telegram_user", id=f"{run}-{customer}"), received_at=datetime.now(UTC),
+                   text=rng.choice(TEXTS).format(n=100000 + i))
+    return env.model_dump_json().encode()
+
+
+async def _produce(producer: AIOKafkaProducer, topic: str, payloads: list[bytes], rate: float | None = None) -> float:
+    started = time.perf_counter()
+    futures = []
+    for i, payload in enumerate(payloads):
+        if rate:
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        futures.append(await producer.send(topic, payload, key=str(i % 997).encode()))
+    await asyncio.gather(*futures)
+    return time.perf_counter() - started
+
+
+async def _raw_loop(cfg: KafkaConfig, source: str, sink: str, n: int, producer: AIOKafkaProducer) -> float:
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=cfg.bootstrap_servers, group_id=f"{source}-raw",
+                                enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
+            if not batch:
+                continue
+            started = started or time.perf_counter()
+            futures = [await producer.send(sink, r.value, key=r.key) for rs in batch.values() for r in rs]
+            await asyncio.gather(*futures)
+            await consumer.commit()
+            seen += len(futures)
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - (started or time.perf_counter())
+
+
+async def _pipeline(settings: Settings, processor: Processor, producer: AIOKafkaProducer, n: int,
+                    pace: tuple[list[bytes], float] | None = None) -> tuple[float, list[float]]:
+    """Seconds to process n messages (extrapolated over the first batch, which includes the group
+    join), and each message's latency from its producer timestamp to the offset commit."""
+    done = asyncio.Event()
+    seen = 0
+    latencies: list[float] = []
+    first: list[tuple[float, int]] = []  # when the first batch finished, and its size
+
+    def on_batch(result: Any, records: list[Any]) -> None:
+        nonlocal seen
+        now = time.time()
+        if not first:
+            first.append((time.perf_counter(), len(records)))
+        latencies.extend(now - r.timestamp / 1000 for r in records)
+        seen += len(records)
+        if seen >= n:
+            done.set()
+
+    runner = PipelineRunner(settings.kafka, processor, producer, on_batch=on_batch)
+    task = asyncio.create_task(runner.run(done))
+    if pace:
+        await _produce(producer, settings.kafka.topics.raw, pace[0], rate=pace[1])
+    await asyncio.wait_for(done.wait(), timeout=600)
+    ended = time.perf_counter()
+    await task
+    if not first or seen <= first[0][1]:
+        return 0.0, latencies
+    return (ended - first[0][0]) * seen / (seen - first[0][1]), latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def run_bench(settings: Settings, n: int) -> dict[str, Any]:
+    run = f"bench{int(time.time())}{os.getpid()}"
+    rng = random.Random(7)
+
+    def topics(tag: str) -> KafkaConfig:
+        t = TopicsConfig(raw=f"{run}.{tag}.raw", events=f"{run}.events", dead_letters=f"{run}.dlq")
+        return settings.kafka.model_copy(update={"topics": t, "group_id": f"{run}-{tag}"})
+
+    main, paced = topics("main"), topics("paced")
+    for cfg in (main, paced):
+        await ensure_topics(cfg)
+    await ensure_topics(main.model_copy(update={"topics": TopicsConfig(raw=f"{run}.sink", events=f"{run}.events",
+                                                                        dead_letters=f"{run}.dlq")}))
+    upgrade(settings.store.url)
+    engine = make_engine(settings.store.url)
+    processor = Processor(settings, engine)
+    producer = make_producer(main)
+    await producer.start()
+    try:
+        payloads = [_envelope(i, run, rng) for i in range(n)]
+        produce_s = await _produce(producer, main.topics.raw, payloads)
+        raw_s = await _raw_loop(main, main.topics.raw, f"{run}.sink", n, producer)
+        processor.stage_seconds.clear()
+        pipe_s, _ = await _pipeline(settings.model_copy(update={"kafka": main}), processor, producer, n)
+        stage_ms = {k: round(v * 1000 / n, 4) for k, v in processor.stage_seconds.items()}
+        throughput = n / pipe_s if pipe_s else 0.0
+        rate = max(1.0, throughput / 2)
+        m = min(n, max(1000, int(rate * 10)))
+        paced_payloads = [_envelope(n + i, run, rng) for i in range(m)]
+        _, latencies = await _pipeline(settings.model_copy(update={"kafka": paced}), processor, producer, m,
+                                       pace=(paced_payloads, rate))
+    finally:
+        await producer.stop()
+        engine.dispose()
+    return {
+        "messages": n,
+        "throughput_msgs_per_s": round(throughput, 1),
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 1),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "latency_rate_msgs_per_s": round(rate, 1),
+        "latency_messages": m,
+        "raw_ceiling_msgs_per_s": round(n / raw_s, 1) if raw_s else None,
+        "ratio_to_raw": round(throughput / (n / raw_s), 3) if raw_s else None,
+        "produce_msgs_per_s": round(n / produce_s, 1),
+        "stage_ms_per_message": stage_ms,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "store": make_engine(settings.store.url).url.get_backend_name(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
