@@ -75,13 +75,22 @@ def decode_header_value(value: object) -> str:
     return re.sub(r"\s+", " ", "".join(parts)).strip()
 
 
+def _body_charset(msg: Message) -> str | None:
+    for part in msg.walk():
+        if part.get_content_maintype() == "text" and part.get_content_charset():
+            return part.get_content_charset()
+    return None
+
+
 def _raw_header(msg: Message, name: str) -> str:
-    """Header text; undeclared 8-bit bytes (surrogate-escaped by the parser) are re-decoded."""
+    """Header text; undeclared 8-bit bytes are decoded as the body's charset, else guessed."""
     value = msg.get(name)
     if value is None:
         return ""
     if isinstance(value, Header):  # undeclared 8-bit header: the parser wrapped it as unknown-8bit
-        return decode_header_value(value)
+        charset = _body_charset(msg)
+        return "".join(decode_bytes(chunk, charset if cs == "unknown-8bit" else cs)[0]
+                       if isinstance(chunk, bytes) else chunk for chunk, cs in decode_header(value)).strip()
     value = str(value)
     if any("\udc80" <= ch <= "\udcff" for ch in value):
         return decode_bytes(value.encode("ascii", "surrogateescape"), None)[0]

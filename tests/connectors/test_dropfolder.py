@@ -1,0 +1,45 @@
+import asyncio
+import shutil
+
+import pytest
+
+from connectors.base import DropFolderConfig
+from connectors.dropfolder import DropFolderConnector
+from tests.conftest import SAMPLES
+
+
+class RecordingSink:
+    def __init__(self, fail: bool = False) -> None:
+        self.envelopes = []
+        self.fail = fail
+
+    async def accept(self, envelopes):
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.envelopes.extend(envelopes)
+
+
+def test_files_move_to_done_only_after_acceptance(tmp_path):
+    shutil.copytree(SAMPLES / "chat", tmp_path / "chat")
+    connector = DropFolderConnector(DropFolderConfig(path=str(tmp_path)))
+    with pytest.raises(ConnectionError):
+        asyncio.run(connector.scan_once(RecordingSink(fail=True)))
+    assert list((tmp_path / "chat").glob("*.json")), "nothing may move when the sink refused"
+    sink = RecordingSink()
+    taken = asyncio.run(connector.scan_once(sink))
+    assert taken == len(sink.envelopes) >= 14
+    assert not list((tmp_path / "chat").glob("*.json"))
+    assert len(list((tmp_path / "done" / "chat").glob("*.json"))) == 5
+
+
+def test_a_bad_file_is_quarantined_with_its_reason_and_the_rest_flows(tmp_path):
+    (tmp_path / "broken.json").write_text("{ nope")
+    (tmp_path / "bad.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\n<v Customer>no caller\n")
+    shutil.copy(SAMPLES / "email" / sorted(p.name for p in (SAMPLES / "email").glob("*.eml"))[0], tmp_path)
+    connector = DropFolderConnector(DropFolderConfig(path=str(tmp_path)))
+    sink = RecordingSink()
+    asyncio.run(connector.scan_once(sink))
+    assert len(sink.envelopes) == 1
+    assert "not valid JSON" in (tmp_path / "failed" / "broken.json.reason.txt").read_text()
+    assert "caller" in (tmp_path / "failed" / "bad.vtt.reason.txt").read_text()
+    assert connector.failed == 2

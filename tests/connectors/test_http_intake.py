@@ -1,0 +1,40 @@
+import json
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from connectors.base import HttpIntakeConfig
+from connectors.http_intake import build_app
+from tests.connectors.test_dropfolder import RecordingSink
+
+
+def client(keys=("s3cret",)):
+    sink = RecordingSink()
+    cfg = HttpIntakeConfig(api_keys=tuple(SecretStr(k) for k in keys))
+    return TestClient(build_app(cfg, sink)), sink
+
+
+def test_requires_the_api_key(envelope_dict):
+    http, sink = client()
+    assert http.post("/v1/messages", json=envelope_dict()).status_code == 401
+    assert http.post("/v1/messages", json=envelope_dict(), headers={"X-Api-Key": "wrong"}).status_code == 401
+    assert sink.envelopes == []
+    assert http.get("/healthz").status_code == 200
+
+
+def test_accepts_messages_and_honours_the_idempotency_key(envelope_dict):
+    http, sink = client()
+    headers = {"X-Api-Key": "s3cret", "Idempotency-Key": "form-77"}
+    body = [envelope_dict(channel="web", text="Where is my order?"), envelope_dict(channel="web")]
+    first = http.post("/v1/messages", content=json.dumps(body), headers=headers)
+    second = http.post("/v1/messages", content=json.dumps(body), headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json()["accepted"] == 2 and second.json()["replayed"] is True
+    assert len(sink.envelopes) == 2
+
+
+def test_rejects_invalid_messages_with_the_field_named(envelope_dict):
+    http, sink = client(keys=())
+    answer = http.post("/v1/messages", json=envelope_dict(channel="pigeon"))
+    assert answer.status_code == 422 and "channel" in answer.json()["detail"]
+    assert sink.envelopes == []
