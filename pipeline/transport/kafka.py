@@ -38,6 +38,16 @@ async def ensure_topics(cfg: KafkaConfig) -> None:
         await admin.close()
 
 
+async def topic_partitions(cfg: KafkaConfig, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=cfg.bootstrap_servers)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
+
+
 def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
     # aiokafka retries sends itself; the idempotent producer keeps those retries from duplicating.
     return AIOKafkaProducer(bootstrap_servers=cfg.bootstrap_servers, enable_idempotence=True, acks="all",
@@ -78,13 +88,10 @@ class KafkaDeadLetterQueue:
         await asyncio.gather(*futures)
 
     async def read(self, wanted: set[str] | None = None, limit: int = 1000) -> list[DeadLetter]:
+        parts = await topic_partitions(self.cfg, self.topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.cfg.bootstrap_servers, enable_auto_commit=False)
         await consumer.start()
         try:
-            parts = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
-            if not parts:
-                await consumer.topics()
-                parts = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or [])]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
