@@ -113,7 +113,7 @@ while True:
 
 show_logs() {
   log "---- tail of $DATA/logs/server.log ----"
-  tail -n 40 "$DATA/logs/server.log" >&2 2>/dev/null || true
+  tail -n 30 "$DATA/logs/server.log" >&2 2>/dev/null || true
   log "---- tail of $DATA/kafka.out ----"
   tail -n 20 "$DATA/kafka.out" >&2 2>/dev/null || true
 }
@@ -187,6 +187,7 @@ cmd_start() {
       || { cat "$DATA/format.out" >&2; die "storage format failed"; }
   fi
 
+  rm -f "$PIDFILE"
   # setsid: own session, so the broker outlives the caller's terminal/process group.
   # The inner shell records its pid and then execs java, so the pid file names the JVM.
   # shellcheck disable=SC2016,SC2086  # $$ is for the inner shell; KAFKA_HEAP_OPTS is a list of flags
@@ -195,6 +196,7 @@ cmd_start() {
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true "${cds[@]}" "${jvm_log[@]}" \
     -cp "$cp" kafka.Kafka "$DATA/server.properties" >"$DATA/kafka.out" 2>&1 </dev/null &
   for _ in $(seq 50); do [[ -s "$PIDFILE" ]] && break; sleep 0.1; done
+  [[ -s "$PIDFILE" ]] || { show_logs; die "broker did not start"; }
   pid="$(<"$PIDFILE")"
   log "started Kafka $(basename "$dir" | sed 's/^kafka-//') (pid $pid), waiting for 127.0.0.1:$PORT ..."
   wait_ready "$pid"

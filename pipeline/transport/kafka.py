@@ -45,7 +45,7 @@ async def topic_partitions(cfg: KafkaConfig, topic: str) -> list[TopicPartition]
         [described] = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
+    return sorted((TopicPartition(topic, p["partition"]) for p in described["partitions"]), key=lambda tp: tp.partition)
 
 
 def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
