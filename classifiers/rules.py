@@ -8,10 +8,18 @@ run on the case-folded, NFKC-normalised text. Languages without a lexicon use al
 from __future__ import annotations
 
 import re
+
+try:  # Python 3.11+: the regex parser lives in re._parser
+    from re import _constants as sre_constants
+    from re import _parser as sre_parse
+except ImportError:  # pragma: no cover
+    import sre_constants
+    import sre_parse  # type: ignore[no-redef]
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import ahocorasick
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -65,14 +73,57 @@ class _Compiled:
     pattern: re.Pattern[str]
     weight: float
     source: str
+    needles: tuple[str, ...]  # the pattern can only match text containing one of these
+
+
+def _needles(items: list[tuple[object, object]]) -> tuple[str, ...]:
+    """Strings one of which every match of this sequence contains (empty: no cheap test)."""
+    runs, run, choices = [], "", []
+    for op, value in items:
+        if op is sre_constants.LITERAL:
+            run += chr(value)  # type: ignore[arg-type]
+            continue
+        runs.append(run)
+        run = ""
+        if op is sre_constants.BRANCH:
+            options = [_needles(list(branch)) for branch in value[1]]  # type: ignore[index]
+            if all(options):
+                choices.append(tuple(n for option in options for n in option))
+        elif op is sre_constants.SUBPATTERN:
+            inner = _needles(list(value[-1]))  # type: ignore[index]
+            if inner:
+                choices.append(inner)
+    runs.append(run)
+    longest = max(runs, key=len)
+    if len(longest) >= 3:
+        return (longest,)
+    choices = [c for c in choices if min(map(len, c)) >= 2]
+    if choices:
+        return max(choices, key=lambda c: min(map(len, c)))
+    return (longest,) if len(longest) >= 2 else ()
+
+
+def required_literals(pattern: str) -> tuple[str, ...]:
+    """Literals one of which any match must contain, or () when there is no such cheap test.
+    Checking them with `in` is far cheaper than running hundreds of regexes on every message."""
+    try:
+        compiled = re.compile(pattern)
+        parsed = list(sre_parse.parse(pattern))
+    except re.error:
+        return ()
+    if compiled.flags & re.IGNORECASE:
+        return ()
+    return _needles(parsed)
 
 
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
-        return _Compiled(label, re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}")
-    phrase = re.escape(cue.phrase.casefold())  # type: ignore[union-attr]
+        return _Compiled(label, re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}",
+                         required_literals(cue.regex))
+    folded = cue.phrase.casefold()  # type: ignore[union-attr]
+    phrase = re.escape(folded)
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
-    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}")
+    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,))
 
 
 def load_lexicon(path: Path) -> Lexicon:
@@ -88,24 +139,47 @@ def load_lexicon(path: Path) -> Lexicon:
 
 
 class _LangRules:
+    """All cues of some lexicons, found in one pass: an Aho-Corasick automaton finds the literals
+    a cue needs, and only those cues' regexes run."""
+
     def __init__(self, lexicons: list[Lexicon]) -> None:
-        self.types: list[_Compiled] = []
-        self.categories: list[_Compiled] = []
-        self.urgency: list[_Compiled] = []
+        self.cues: list[tuple[str, _Compiled]] = []
         for lex in lexicons:
-            for target, section in ((self.types, lex.types), (self.categories, lex.categories),
-                                    (self.urgency, lex.urgency)):
-                for label, cues in section.items():
-                    target.extend(_compile(lex.lang, label, cue) for cue in cues)
+            for section_name in ("types", "categories", "urgency"):
+                for label, cues in getattr(lex, section_name).items():
+                    self.cues.extend((section_name, _compile(lex.lang, label, cue)) for cue in cues)
+        self.always = [i for i, (_, cue) in enumerate(self.cues) if not cue.needles]
+        by_needle: dict[str, list[int]] = defaultdict(list)
+        for i, (_, cue) in enumerate(self.cues):
+            for needle in cue.needles:
+                by_needle[needle].append(i)
+        self.automaton = ahocorasick.Automaton()
+        for needle, indices in by_needle.items():
+            self.automaton.add_word(needle, tuple(indices))
+        if by_needle:
+            self.automaton.make_automaton()
+
+    def matches(self, text: str) -> dict[str, list[tuple[_Compiled, str]]]:
+        candidates = set(self.always)
+        if self.automaton.kind == ahocorasick.AHOCORASICK:
+            for _, indices in self.automaton.iter(text):
+                candidates.update(indices)
+        found: dict[str, list[tuple[_Compiled, str]]] = defaultdict(list)
+        for i in sorted(candidates):
+            section, cue = self.cues[i]
+            match = cue.pattern.search(text)
+            if match:
+                found[section].append((cue, match.group(0)))
+        return found
 
 
-def _score(rules: list[_Compiled], text: str) -> tuple[dict[str, float], dict[str, list[str]]]:
+def _score(matched: list[tuple[_Compiled, str]]) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Score per label, and the reasons: the words that matched (and the cue's weight)."""
     scores: dict[str, float] = defaultdict(float)
     why: dict[str, list[str]] = defaultdict(list)
-    for rule in rules:
-        if rule.pattern.search(text):
-            scores[rule.label] += rule.weight
-            why[rule.label].append(rule.source)
+    for cue, text in matched:
+        scores[cue.label] += cue.weight
+        why[cue.label].append(f"{text.strip()!r}" + (f" x{cue.weight:g}" if cue.weight != 1 else ""))
     return scores, why
 
 
@@ -131,8 +205,8 @@ class RuleClassifier:
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:
         rules = self._by_lang.get(lang, self._fallback)
-        folded = text.casefold()
-        type_scores, type_why = _score(rules.types, folded)
+        found = rules.matches(text.casefold())
+        type_scores, type_why = _score(found["types"])
         if "?" in text or "？" in text:
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")
@@ -149,14 +223,14 @@ class RuleClassifier:
 
         category = None
         if msg_type == "complaint":
-            cat_scores, cat_why = _score(rules.categories, folded)
+            cat_scores, cat_why = _score(found["categories"])
             if cat_scores:
                 category = max(cat_scores.items(), key=lambda kv: (kv[1], -CATEGORIES.index(kv[0])))[0]
                 reasons.append(f"category {category}: " + ", ".join(cat_why[category][:3]))
             else:
                 category = "other"
 
-        signals, signal_why = _score(rules.urgency, folded)
+        signals, signal_why = _score(found["urgency"])
         if _shouting(text) or "!!!" in text:
             signals["anger"] += 1
             signal_why["anger"].append("capitals or !!!")

@@ -7,7 +7,6 @@ ticket number. `event_id` is stable: a redelivered event carries the same id.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -65,11 +64,3 @@ class TicketEvent(BaseModel):
 def event_id(cause: str, kind: str) -> str:
     """Stable id: the same cause (a message's envelope id) always yields the same event id."""
     return str(uuid.uuid5(_NAMESPACE, f"{cause}:{kind}"))
-
-
-def snapshot(row: dict[str, object]) -> TicketSnapshot:
-    return TicketSnapshot.model_validate({k: row[k] for k in TicketSnapshot.model_fields})
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat()

@@ -11,10 +11,11 @@ from typing import Any
 
 from classifiers.labels import URGENCIES
 from pipeline.config import SlaConfig
-from pipeline.events import MessageSummary, TicketEvent, event_id, snapshot
+from pipeline.events import EVENT_VERSION, TicketSnapshot, event_id
 from pipeline.stages import WorkItem
 from pipeline.stages.dedup import DedupDecision
 
+_TIMES = ("sla_due_at", "created_at", "updated_at")
 _TYPE_RANK = {"complaint": 4, "inquiry": 3, "suggestion": 2, "praise": 1, "spam": 0}
 
 
@@ -64,22 +65,27 @@ class TicketStage:
         return {k: [v, ticket[k]] for k, v in before.items() if v != ticket[k]}
 
     def events(self, ticket: dict[str, Any], item: WorkItem, decision: DedupDecision,
-               changes: dict[str, list[str | None]], now: datetime) -> list[TicketEvent]:
+               changes: dict[str, list[str | None]], now: datetime) -> list[dict[str, Any]]:
+        """Ticket events as JSON-ready dicts following `pipeline.events.TicketEvent` (schemas/ticket-event.v1.json).
+        Built by hand: this runs for every message, and a model round-trip would cost more than the rest."""
         labels, env = item.labels, item.envelope
         assert labels is not None and item.language is not None
-        message = MessageSummary(
-            envelope_id=env.envelope_id, channel=env.channel, account=env.account, message_id=env.message_id,
-            received_at=env.received_at, language=item.language.lang, type=labels.type,
-            category=labels.category, urgency=labels.urgency, dedup_outcome=decision.outcome,
-            reasons=list(labels.reasons))
-        snap = snapshot(ticket)
+        message = {
+            "envelope_id": env.envelope_id, "channel": env.channel, "account": env.account,
+            "message_id": env.message_id, "received_at": env.received_at.isoformat(),
+            "language": item.language.lang, "type": labels.type, "category": labels.category,
+            "urgency": labels.urgency, "dedup_outcome": decision.outcome, "reasons": list(labels.reasons)}
+        snap = {k: (ticket[k].isoformat() if k in _TIMES else ticket[k]) for k in TicketSnapshot.model_fields}
+        occurred = now.isoformat()
         cause = env.envelope_id
+
+        def event(kind: str, name: str, **extra: Any) -> dict[str, Any]:
+            return {"version": EVENT_VERSION, "event_id": event_id(cause, kind), "type": name,
+                    "occurred_at": occurred, "ticket": snap, "message": None, "changes": {}} | extra
+
         if decision.outcome == "new":
-            return [TicketEvent(event_id=event_id(cause, "created"), type="ticket.created", occurred_at=now,
-                                ticket=snap, message=message)]
-        out = [TicketEvent(event_id=event_id(cause, "appended"), type="ticket.message_appended",
-                           occurred_at=now, ticket=snap, message=message)]
+            return [event("created", "ticket.created", message=message)]
+        out = [event("appended", "ticket.message_appended", message=message)]
         if changes:
-            out.append(TicketEvent(event_id=event_id(cause, "reclassified"), type="ticket.reclassified",
-                                   occurred_at=now, ticket=snap, changes=changes))
+            out.append(event("reclassified", "ticket.reclassified", changes=changes))
         return out

@@ -75,7 +75,7 @@ customer_identities = Table(
     Column("value", String(320), nullable=False),
     Column("verified", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
-    Index("uq_customer_identities_kind_value", "kind", "value", unique=True),
+    Index("uq_customer_identities_value_kind", "value", "kind", unique=True),
 )
 
 tickets = Table(

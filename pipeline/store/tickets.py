@@ -8,12 +8,26 @@ retries the batch, which then sees the other writer's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from pipeline.envelope import utcnow
 from pipeline.stages import WorkItem
@@ -28,7 +42,6 @@ from pipeline.store.schema import (
     tickets,
 )
 
-_CHUNK = 500
 _MUTABLE = ("type", "category", "urgency", "message_count", "repeat_count", "sla_due_at", "updated_at")
 
 
@@ -40,9 +53,21 @@ class BatchOutcome:
     events: int
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start:start + _CHUNK]
+def _in(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`: one parameter instead of hundreds."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def _allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """Ids for n new rows, so they can be inserted (with numbers derived from them) without RETURNING."""
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(text(
+            f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+            {"n": n}).scalars())
+    start = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one() + 1
+    return list(range(start, start + n))  # SQLite: one writer at a time holds the database lock
 
 
 class _NewTicket:
@@ -70,8 +95,9 @@ class SqlTicketStore:
         customer_of = self._resolve_customers(conn, items, now)
         state = self._load_state(conn, items, customer_of)
         stored_tickets: dict[int, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(state.open_ticket_by_customer.values()))):
-            for row in conn.execute(select(tickets).where(tickets.c.id.in_(chunk))).mappings():
+        open_ids = sorted(set(state.open_ticket_by_customer.values()))
+        if open_ids:
+            for row in conn.execute(select(tickets).where(_in(conn, tickets.c.id, open_ids))).mappings():
                 stored_tickets[row["id"]] = dict(row)
 
         new_tickets: list[_NewTicket] = []
@@ -117,29 +143,27 @@ class SqlTicketStore:
         for ref, ticket_copy, item, decision, changes in pending_events:
             ticket_copy["number"] = ref.row["number"] if isinstance(ref, _NewTicket) else ticket_copy["number"]
             for event in self.ticketing.events(ticket_copy, item, decision, changes, now):
-                events.append({"event_id": event.event_id, "ticket_id": ticket_id(ref),
-                               "ticket_number": event.ticket.number, "type": event.type,
-                               "occurred_at": now, "payload": event.model_dump(mode="json")})
+                events.append({"event_id": event["event_id"], "ticket_id": ticket_id(ref),
+                               "ticket_number": ticket_copy["number"], "type": event["type"],
+                               "occurred_at": now, "payload": event})
         if events:
             conn.execute(insert(ticket_events), events)
         return BatchOutcome(len(message_rows), duplicates, len(new_tickets), len(events))
 
     def _resolve_customers(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> dict[str, int]:
         senders = {item.envelope.sender.key: item.envelope.sender for item in items}
-        pairs = [(s.kind, key.split(":", 1)[1]) for key, s in senders.items()]
+        values = sorted({key.split(":", 1)[1] for key in senders})
         found: dict[str, int] = {}
-        for chunk in _chunks(pairs):
-            rows = conn.execute(select(customer_identities.c.kind, customer_identities.c.value,
-                                       customer_identities.c.customer_id)
-                                .where(tuple_(customer_identities.c.kind, customer_identities.c.value).in_(chunk)))
-            for kind, value, customer_id in rows:
-                found[f"{kind}:{value}"] = customer_id
+        rows = conn.execute(select(customer_identities.c.kind, customer_identities.c.value,
+                                   customer_identities.c.customer_id)
+                            .where(_in(conn, customer_identities.c.value, values)))
+        for kind, value, customer_id in rows:
+            found[f"{kind}:{value}"] = customer_id
         missing = [key for key in senders if key not in found]
         if missing:
-            ids = conn.execute(
-                insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
-                [{"display_name": senders[k].name, "vip": False, "created_at": now} for k in missing],
-            ).scalars().all()
+            ids = _allocate_ids(conn, customers, len(missing))
+            conn.execute(insert(customers), [{"id": cid, "display_name": senders[k].name, "vip": False,
+                                              "created_at": now} for k, cid in zip(missing, ids, strict=True)])
             conn.execute(insert(customer_identities), [
                 {"customer_id": cid, "kind": senders[k].kind, "value": k.split(":", 1)[1],
                  "verified": senders[k].kind in ("phone", "telegram_user"), "created_at": now}
@@ -150,44 +174,38 @@ class SqlTicketStore:
     def _load_state(self, conn: Connection, items: Sequence[WorkItem], customer_of: dict[str, int]) -> DedupState:
         state = DedupState()
         keys = [item.envelope.delivery_key for item in items]
-        for chunk in _chunks(keys):
-            state.known_delivery_keys.update(
-                conn.execute(select(messages.c.delivery_key).where(messages.c.delivery_key.in_(chunk))).scalars())
+        state.known_delivery_keys.update(
+            conn.execute(select(messages.c.delivery_key).where(_in(conn, messages.c.delivery_key, keys))).scalars())
         customer_ids = sorted(set(customer_of.values()))
-        for chunk in _chunks(customer_ids):
-            rows = conn.execute(select(tickets.c.customer_id, tickets.c.id).where(
-                and_(tickets.c.customer_id.in_(chunk), tickets.c.status.in_(OPEN_STATUSES))))
-            state.open_ticket_by_customer.update(dict(rows.tuples().all()))
-        open_ids = list(state.open_ticket_by_customer.values())
-        if not open_ids:
-            return state
-        pairs = sorted({(customer_of[i.envelope.sender.key], i.content_hash) for i in items})
-        for chunk in _chunks(pairs):
-            rows = conn.execute(select(messages.c.customer_id, messages.c.content_hash, messages.c.ticket_id,
-                                       messages.c.received_at)
-                                .where(tuple_(messages.c.customer_id, messages.c.content_hash).in_(chunk))
-                                .order_by(messages.c.received_at))
-            for customer_id, digest, ticket, received in rows:
+        rows = conn.execute(select(tickets.c.customer_id, tickets.c.id).where(
+            and_(_in(conn, tickets.c.customer_id, customer_ids), tickets.c.status.in_(OPEN_STATUSES))))
+        state.open_ticket_by_customer.update(dict(rows.tuples().all()))
+        if not state.open_ticket_by_customer:
+            return state  # nobody in this batch has an open ticket: nothing to join
+        with_open = sorted(state.open_ticket_by_customer)
+        pairs = {(customer_of[i.envelope.sender.key], i.content_hash) for i in items}
+        rows = conn.execute(select(messages.c.customer_id, messages.c.content_hash, messages.c.ticket_id,
+                                   messages.c.received_at)
+                            .where(_in(conn, messages.c.customer_id, with_open))
+                            .where(_in(conn, messages.c.content_hash, sorted({h for _, h in pairs})))
+                            .order_by(messages.c.received_at))
+        for customer_id, digest, ticket, received in rows:
+            if (customer_id, digest) in pairs:
                 state.recent_content[(customer_id, digest)] = (ticket, received)
-        refs = sorted({ref for item in items for ref in thread_refs(item)})
-        email_refs = [r for r in refs if not r.startswith(("chat:", "social:", "phone:", "web:"))]
-        for chunk in _chunks(email_refs):
+        refs = sorted({ref for item in items if item.envelope.channel == "email" for ref in thread_refs(item)})
+        if refs:
             rows = conn.execute(select(messages.c.channel_message_id, messages.c.ticket_id).where(
-                and_(messages.c.channel == "email", messages.c.channel_message_id.in_(chunk))))
+                and_(messages.c.channel == "email", _in(conn, messages.c.channel_message_id, refs))))
             state.ticket_by_thread_ref.update(dict(rows.tuples().all()))
         return state
 
     def _insert_tickets(self, conn: Connection, new: list[_NewTicket]) -> None:
         if not new:
             return
-        ids = conn.execute(
-            insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), [t.row for t in new]
-        ).scalars().all()
-        for ticket, tid in zip(new, ids, strict=True):
+        for ticket, tid in zip(new, _allocate_ids(conn, tickets, len(new)), strict=True):
             ticket.row["id"] = tid
             ticket.row["number"] = f"{self.prefix}-{tid:06d}"
-        conn.execute(update(tickets).where(tickets.c.id == bindparam("b_id")).values(number=bindparam("b_number")),
-                     [{"b_id": t.row["id"], "b_number": t.row["number"]} for t in new])
+        conn.execute(insert(tickets), [t.row for t in new])
 
     @staticmethod
     def _message_row(ticket_id: int, item: WorkItem, decision: DedupDecision, customer_id: int,

@@ -54,3 +54,33 @@ def test_an_invalid_rule_names_the_file_and_key(tmp_path):
     (tmp_path / "xx.yaml").write_text("lang: xx\ntypes:\n  complaint:\n    - regex: '(unclosed'\n")
     with pytest.raises(RulesError, match=r"xx.yaml: types.complaint.0"):
         RuleClassifier(tmp_path)
+
+
+def test_the_literal_prefilter_never_hides_a_match(rules):
+    """Every cue that matches a real text must be found through its required literals."""
+    import json
+
+    from tests.conftest import ROOT, SAMPLES
+
+    texts = [p.read_text(errors="ignore").casefold() for p in (ROOT.parent / "shared" / "seeds").glob("*.txt")]
+    for path in (SAMPLES / "chat").glob("*.json"):
+        texts += [m["text"].casefold() for m in json.loads(path.read_text())]
+    texts += ["my order arrived broken!!! i want a refund now", "το προϊόν ήρθε χαλασμένο"]
+    checked = 0
+    for lang_rules in [*rules._by_lang.values()]:
+        for _, cue in lang_rules.cues:
+            for text in texts:
+                if cue.pattern.search(text):
+                    checked += 1
+                    assert not cue.needles or any(n in text for n in cue.needles), (cue.source, cue.needles)
+    assert checked > 50
+
+
+@pytest.mark.parametrize("pattern, needles", [
+    (r"\bне работа(ет|ют)\b", ("не работа",)), (r"\b(broken|damaged)\b", ("broken", "damaged")),
+    (r"x?yz", ("yz",)), (r"(?i)refund", ()), (r"\b(a|b)c", ()), (r"colou?r", ("colo",)),
+])
+def test_required_literals(pattern, needles):
+    from classifiers.rules import required_literals
+
+    assert required_literals(pattern) == needles

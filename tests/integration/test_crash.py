@@ -24,7 +24,8 @@ from tests.integration.processes import start, stored, wait_until, write_config
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 TEXTS = ["My order {i} arrived broken, I want a refund", "Где мой заказ {i}? Жду уже неделю",
-         "Đơn hàng {i} giao trễ quá", "订单{i}还没到", "Η παραγγελία {i} δεν ήρθε ακόμα", "Thanks for the help with {i}!"]
+         "Đơn hàng {i} giao trễ quá", "订单{i}还没到", "Η παραγγελία {i} δεν ήρθε ακόμα",
+         "Thanks for the help with {i}!"]
 
 
 async def produce(cfg, start_at: int, count: int, customers: int) -> None:

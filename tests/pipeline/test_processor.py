@@ -101,3 +101,15 @@ def test_email_reply_threads_onto_the_open_ticket(processor, engine, record):
         outcomes = conn.execute(select(messages.c.dedup_outcome).order_by(messages.c.id)).scalars().all()
     assert outcomes == ["new", "thread"]
     assert count(engine, tickets) == 1
+
+
+def test_outbox_events_follow_the_published_schema(processor, engine, record):
+    from pipeline.events import TicketEvent
+
+    processor.process([record("Where is my order?", "q"), record("STILL NOTHING!!! I will call my lawyer", "q"),
+                       record("Thanks", "r")])
+    with engine.connect() as conn:
+        payloads = conn.execute(select(ticket_events.c.payload).order_by(ticket_events.c.id)).scalars().all()
+    parsed = [TicketEvent.model_validate(p) for p in payloads]
+    assert [e.type for e in parsed][:2] == ["ticket.created", "ticket.message_appended"]
+    assert "ticket.reclassified" in [e.type for e in parsed]

@@ -51,7 +51,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customer_identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_identities_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index('uq_customer_identities_kind_value', ['kind', 'value'], unique=True)
+        batch_op.create_index('uq_customer_identities_value_kind', ['value', 'kind'], unique=True)
 
     op.create_table('tickets',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -155,7 +155,7 @@ def downgrade() -> None:
 
     op.drop_table('tickets')
     with op.batch_alter_table('customer_identities', schema=None) as batch_op:
-        batch_op.drop_index('uq_customer_identities_kind_value')
+        batch_op.drop_index('uq_customer_identities_value_kind')
         batch_op.drop_index(batch_op.f('ix_customer_identities_customer_id'))
 
     op.drop_table('customer_identities')
