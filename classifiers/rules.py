@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ahocorasick
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
 
@@ -38,6 +38,7 @@ class Cue(BaseModel):
     phrase: str | None = None
     regex: str | None = None
     weight: float = Field(default=1.0, gt=0)
+    _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_of(self) -> Cue:
@@ -45,7 +46,7 @@ class Cue(BaseModel):
             raise ValueError("give exactly one of phrase or regex")
         if self.regex is not None:
             try:
-                re.compile(self.regex)
+                self._pattern = re.compile(self.regex)
             except re.error as exc:
                 raise ValueError(f"regex does not compile: {exc}") from exc
         return self
@@ -107,18 +108,17 @@ def required_literals(pattern: str) -> tuple[str, ...]:
     """Literals one of which any match must contain, or () when there is no such cheap test.
     Checking them with `in` is far cheaper than running hundreds of regexes on every message."""
     try:
-        compiled = re.compile(pattern)
-        parsed = list(sre_parse.parse(pattern))
+        parsed = sre_parse.parse(pattern)
     except re.error:
         return ()
-    if compiled.flags & re.IGNORECASE:
+    if parsed.state.flags & re.IGNORECASE:
         return ()
-    return _needles(parsed)
+    return _needles(list(parsed))
 
 
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
-        return _Compiled(label, re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}",
+        return _Compiled(label, cue._pattern or re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}",
                          required_literals(cue.regex))
     folded = cue.phrase.casefold()  # type: ignore[union-attr]
     phrase = re.escape(folded)
@@ -138,16 +138,18 @@ def load_lexicon(path: Path) -> Lexicon:
         raise RulesError(f"{path}: {key}: {first['msg']}") from None
 
 
+def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:
+    return [(section, _compile(lex.lang, label, cue))
+            for section in ("types", "categories", "urgency")
+            for label, cues in getattr(lex, section).items() for cue in cues]
+
+
 class _LangRules:
     """All cues of some lexicons, found in one pass: an Aho-Corasick automaton finds the literals
     a cue needs, and only those cues' regexes run."""
 
-    def __init__(self, lexicons: list[Lexicon]) -> None:
-        self.cues: list[tuple[str, _Compiled]] = []
-        for lex in lexicons:
-            for section_name in ("types", "categories", "urgency"):
-                for label, cues in getattr(lex, section_name).items():
-                    self.cues.extend((section_name, _compile(lex.lang, label, cue)) for cue in cues)
+    def __init__(self, cues: list[tuple[str, _Compiled]]) -> None:
+        self.cues = cues
         self.always = [i for i, (_, cue) in enumerate(self.cues) if not cue.needles]
         by_needle: dict[str, list[int]] = defaultdict(list)
         for i, (_, cue) in enumerate(self.cues):
@@ -194,9 +196,9 @@ class RuleClassifier:
     name = "rules"
 
     def __init__(self, rules_dir: Path = RULES_DIR) -> None:
-        lexicons = [load_lexicon(p) for p in sorted(rules_dir.glob("*.yaml"))]
-        self._by_lang = {lex.lang: _LangRules([lex]) for lex in lexicons}
-        self._fallback = _LangRules(lexicons)
+        compiled = {lex.lang: _compile_lexicon(lex) for lex in map(load_lexicon, sorted(rules_dir.glob("*.yaml")))}
+        self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
+        self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
 
     @property
     def languages(self) -> list[str]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from classifiers.language import LanguageDetector
+from classifiers.rules import RuleClassifier
 from pipeline.config import Settings, StoreConfig
 from pipeline.processor import Processor, RawRecord
 from pipeline.store.database import make_engine, upgrade
@@ -66,9 +68,19 @@ def engine(sqlite_url: str):  # type: ignore[no-untyped-def]
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def rule_classifier() -> RuleClassifier:
+    return RuleClassifier()
+
+
+@pytest.fixture(scope="session")
+def language_detector() -> LanguageDetector:
+    return LanguageDetector()
+
+
 @pytest.fixture
-def processor(settings: Settings, engine) -> Processor:  # type: ignore[no-untyped-def]
-    return Processor(settings, engine)
+def processor(settings: Settings, engine, rule_classifier, language_detector) -> Processor:  # type: ignore[no-untyped-def]
+    return Processor(settings, engine, language_detector, rule_classifier)
 
 
 def needs_shared_data() -> pytest.MarkDecorator:
