@@ -107,6 +107,8 @@ class LanguageDetector:
 
 
 def _script_rule(letters: Sequence[str]) -> LanguageResult | None:
+    if all(ch < "\u0250" for ch in letters):
+        return None  # Latin script: the statistical detector decides
     counts = Counter(_script(ch) for ch in letters)
     script, n = counts.most_common(1)[0]
     share = n / len(letters)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -74,12 +75,12 @@ class Envelope(BaseModel):
             raise ValueError(f"unknown envelope version {value}; this build reads {ENVELOPE_VERSION}")
         return value
 
-    @property
+    @cached_property
     def delivery_key(self) -> str:
         """Identifies one delivery of one channel message; redelivery has the same key."""
         return f"{self.channel}:{self.account}:{self.message_id}"
 
-    @property
+    @cached_property
     def envelope_id(self) -> str:
         return str(uuid.uuid5(_NAMESPACE, self.delivery_key))
 

@@ -60,6 +60,14 @@ class BatchResult:
         self.events += outcome.events
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch after the per-message stages, ready for the store."""
+
+    items: list[WorkItem]
+    result: BatchResult
+
+
 class Processor:
     def __init__(self, settings: Settings, engine: Engine, detector: LanguageDetector | None = None,
                  classifier: RuleClassifier | None = None) -> None:
@@ -71,7 +79,7 @@ class Processor:
             LanguageStage(detector or LanguageDetector()),
             ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
         ]
-        self.store = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
+        self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
                                     TicketStage(cfg.sla_hours), cfg.ticket_prefix)
         self.stage_seconds: dict[str, float] = defaultdict(float)
 
@@ -88,6 +96,10 @@ class Processor:
         return WorkItem(envelope, record.source, record.attempts)
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        return self.store(self.prepare(records))
+
+    def prepare(self, records: Sequence[RawRecord]) -> Prepared:
+        """The per-message stages (CPU only, no database): decode, normalise, language, classify."""
         result = BatchResult()
         started = time.perf_counter()
         items: list[WorkItem] = []
@@ -98,9 +110,14 @@ class Processor:
             else:
                 items.append(decoded)
         self.stage_seconds["decode"] += time.perf_counter() - started
-        ready = self.run_stages(items, records, result)
-        if ready:
-            self.store_batch(ready, result)
+        return Prepared(self.run_stages(items, records, result), result)
+
+    def store(self, prepared: Prepared) -> BatchResult:
+        """Dedup and ticket in one transaction. Raises RetriableError while the database is down;
+        calling it again with the same `prepared` is safe."""
+        result = BatchResult(dead_letters=list(prepared.result.dead_letters))
+        if prepared.items:
+            self.store_batch(prepared.items, result)
         return result
 
     def run_stages(self, items: list[WorkItem], records: Sequence[RawRecord], result: BatchResult) -> list[WorkItem]:
@@ -137,7 +154,7 @@ class Processor:
         try:
             for attempt in range(1, self.max_attempts + 1):
                 try:
-                    result.add(self.store.apply(items))
+                    result.add(self.tickets.apply(items))
                     return
                 except Exception as exc:
                     if is_unavailable(exc):
@@ -154,7 +171,7 @@ class Processor:
     def _store_one(self, item: WorkItem, result: BatchResult) -> None:
         for attempt in range(1, self.max_attempts + 1):
             try:
-                result.add(self.store.apply([item]))
+                result.add(self.tickets.apply([item]))
                 return
             except Exception as exc:
                 if is_unavailable(exc):

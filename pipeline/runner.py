@@ -19,7 +19,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pipeline.config import KafkaConfig
 from pipeline.errors import RetriableError
-from pipeline.processor import BatchResult, Processor, RawRecord
+from pipeline.processor import BatchResult, Prepared, Processor, RawRecord
 from pipeline.transport.kafka import KafkaDeadLetterQueue
 
 log = logging.getLogger(__name__)
@@ -70,53 +70,58 @@ class PipelineRunner:
             max_poll_interval_ms=300000)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and prepare batch N+1 while batch N is being stored: the database's waits overlap
+        the CPU stages. Store, dead letters and commit stay strictly in batch order."""
         self.consumer.subscribe([self.cfg.topics.raw], listener=_WaitForBatch(self._lock))
         await self.consumer.start()
+        storing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=self.cfg.fetch_timeout_ms,
                                                     max_records=self.cfg.batch_max_records)
                 if not batch:
                     continue
-                async with self._lock:
-                    handled = asyncio.ensure_future(self._handle(batch, stop))
-                    try:
-                        await asyncio.shield(handled)
-                    except asyncio.CancelledError:
-                        await self._drain(handled)
-                        raise
+                records = [RawRecord(r.value or b"", record_source(r), attempts_of(r))
+                           for rs in batch.values() for r in rs]
+                prepared = await asyncio.to_thread(self.processor.prepare, records)
+                if storing is not None:
+                    await storing
+                storing = asyncio.create_task(self._store_and_commit(batch, prepared, stop))
+            if storing is not None:
+                await asyncio.wait_for(asyncio.shield(storing), self.cfg.drain_timeout_s)
+        except TimeoutError:
+            log.warning("batch did not finish within the drain timeout; it will be redelivered")
         finally:
+            if storing is not None and not storing.done():
+                storing.cancel()
             await self.consumer.stop()
 
-    async def _drain(self, handled: asyncio.Future[None]) -> None:
-        try:
-            await asyncio.wait_for(handled, self.cfg.drain_timeout_s)
-        except (TimeoutError, Exception):
-            log.warning("batch did not finish within the drain timeout; it will be redelivered")
+    async def _store_and_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]], prepared: Prepared,
+                                stop: asyncio.Event) -> None:
+        async with self._lock:  # a rebalance waits for this batch to be stored and committed
+            started = time.perf_counter()
+            result = await self._process_until_stored(prepared, stop)
+            if result is None:
+                return  # stopping while the database is down: nothing committed, all redelivered
+            if result.dead_letters:
+                await self.dead_letters.put(self.producer, result.dead_letters)
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
+            records = [r for rs in batch.values() for r in rs]
+            if self.on_batch:
+                self.on_batch(result, records)
+            log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(records),
+                      (time.perf_counter() - started) * 1000, result.stored, result.duplicates,
+                      len(result.dead_letters))
 
-    async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
-        records = [RawRecord(r.value or b"", record_source(r), attempts_of(r)) for rs in batch.values() for r in rs]
-        started = time.perf_counter()
-        result = await self._process_until_stored(records, stop)
-        if result is None:
-            return  # stopping while the database is down: nothing committed, all redelivered
-        if result.dead_letters:
-            await self.dead_letters.put(self.producer, result.dead_letters)
-        offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
-        if self.on_batch:
-            self.on_batch(result, [r for rs in batch.values() for r in rs])
-        log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(records),
-                  (time.perf_counter() - started) * 1000, result.stored, result.duplicates, len(result.dead_letters))
-
-    async def _process_until_stored(self, records: list[RawRecord], stop: asyncio.Event) -> BatchResult | None:
+    async def _process_until_stored(self, prepared: Prepared, stop: asyncio.Event) -> BatchResult | None:
         backoff = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.processor.process, records)
+                return await asyncio.to_thread(self.processor.store, prepared)
             except RetriableError as exc:
                 log.error("%s; retrying in %.1f s (offsets stay where they are)", exc, backoff)
                 if stop.is_set():

@@ -21,7 +21,7 @@ def test_list_and_reprocess_dead_letters(processor, sqlite_url, record, envelope
 
     fixed = json.dumps(envelope_dict("now valid", "dl")).encode()
     result = processor.process([RawRecord(b"{broken", "t/1"), record("fine", "ok")])
-    queue = SqlDeadLetterQueue(processor.store.engine)
+    queue = SqlDeadLetterQueue(processor.tickets.engine)
     queue.put(result.dead_letters)
     queue.put([result.dead_letters[0].__class__(fixed, "ticket", "db hiccup", "OperationalError", 3, "t/2")])
     listed = [json.loads(x) for x in intake("dlq", "list", "--json", env_url=sqlite_url).splitlines()]
