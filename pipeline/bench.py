@@ -3,13 +3,16 @@ aiokafka consume->produce loop on the same machine, so the result is also a rati
 
 Phases, each on fresh topics: produce N envelopes; the raw loop consumes and re-produces them;
 the pipeline consumes them into tickets (throughput, time per stage); then a producer paces
-messages at half the measured throughput while the pipeline runs (end-to-end latency: producer
-timestamp to offset commit after the ticket transaction).
+messages at half the measured throughput, from a separate process, while the pipeline runs
+(end-to-end latency: producer timestamp to offset commit after the ticket transaction).
+`peak_rss_mb` is this process (pipeline, plus the benchmark's own producer and raw loop);
+`children_peak_rss_mb` the largest child (the stage worker or the paced producer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import platform
 import random
@@ -60,6 +63,18 @@ async def _produce(producer: AIOKafkaProducer, topic: str, payloads: list[bytes]
     return time.perf_counter() - started
 
 
+def _paced_producer(bootstrap: str, topic: str, payloads: list[bytes], rate: float) -> None:
+    async def main() -> None:
+        producer = make_producer(KafkaConfig(bootstrap_servers=bootstrap))
+        await producer.start()
+        try:
+            await _produce(producer, topic, payloads, rate=rate)
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+
+
 async def _raw_loop(cfg: KafkaConfig, source: str, sink: str, n: int, producer: AIOKafkaProducer) -> float:
     consumer = AIOKafkaConsumer(source, bootstrap_servers=cfg.bootstrap_servers, group_id=f"{source}-raw",
                                 enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500)
@@ -101,9 +116,14 @@ async def _pipeline(settings: Settings, processor: Processor, producer: AIOKafka
 
     runner = PipelineRunner(settings.kafka, processor, producer, on_batch=on_batch)
     task = asyncio.create_task(runner.run(done))
-    if pace:
-        await _produce(producer, settings.kafka.topics.raw, pace[0], rate=pace[1])
+    pacer = None
+    if pace:  # its own process, as a real producer would be: it must not share this one's GIL
+        pacer = multiprocessing.get_context("spawn").Process(
+            target=_paced_producer, args=(settings.kafka.bootstrap_servers, settings.kafka.topics.raw, *pace))
+        pacer.start()
     await asyncio.wait_for(done.wait(), timeout=600)
+    if pacer is not None:
+        pacer.join(30)
     ended = time.perf_counter()
     await task
     if not first or seen <= first[0][1]:
@@ -116,7 +136,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-async def run_bench(settings: Settings, n: int) -> dict[str, Any]:
+async def run_bench(settings: Settings, n: int, latency_rate: float | None = None) -> dict[str, Any]:
     run = f"bench{int(time.time())}{os.getpid()}"
     rng = random.Random(7)
 
@@ -131,7 +151,7 @@ async def run_bench(settings: Settings, n: int) -> dict[str, Any]:
                                                                         dead_letters=f"{run}.dlq")}))
     upgrade(settings.store.url)
     engine = make_engine(settings.store.url)
-    processor = Processor(settings, engine)
+    processor = Processor(settings, engine, stage_workers=settings.pipeline.stage_workers)
     producer = make_producer(main)
     await producer.start()
     try:
@@ -142,13 +162,14 @@ async def run_bench(settings: Settings, n: int) -> dict[str, Any]:
         pipe_s, _ = await _pipeline(settings.model_copy(update={"kafka": main}), processor, producer, n)
         stage_ms = {k: round(v * 1000 / n, 4) for k, v in processor.stage_seconds.items()}
         throughput = n / pipe_s if pipe_s else 0.0
-        rate = max(1.0, throughput / 2)
+        rate = latency_rate or max(1.0, throughput / 2)
         m = min(n, max(1000, int(rate * 10)))
         paced_payloads = [_envelope(n + i, run, rng) for i in range(m)]
         _, latencies = await _pipeline(settings.model_copy(update={"kafka": paced}), processor, producer, m,
                                        pace=(paced_payloads, rate))
     finally:
         await producer.stop()
+        processor.close()
         engine.dispose()
     return {
         "messages": n,
@@ -162,6 +183,8 @@ async def run_bench(settings: Settings, n: int) -> dict[str, Any]:
         "produce_msgs_per_s": round(n / produce_s, 1),
         "stage_ms_per_message": stage_ms,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "children_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "stage_workers": settings.pipeline.stage_workers,
         "store": make_engine(settings.store.url).url.get_backend_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

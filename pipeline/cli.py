@@ -121,13 +121,15 @@ def dlq_reprocess(ids: tuple[str, ...], config: str | None) -> None:
 @main.command()
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
 @click.option("--messages", default=20000, show_default=True)
+@click.option("--latency-rate", type=float, default=None,
+              help="msgs/s for the latency phase (default: half the throughput)")
 @click.option("--json", "as_json", is_flag=True)
-def bench(config: str | None, messages: int, as_json: bool) -> None:
+def bench(config: str | None, messages: int, latency_rate: float | None, as_json: bool) -> None:
     """Benchmark the pipeline on Kafka + the configured store, beside a raw aiokafka loop."""
     from pipeline.bench import run_bench
 
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(run_bench(_settings(config or _default_config()), messages))
+    result = asyncio.run(run_bench(_settings(config or _default_config()), messages, latency_rate))
     click.echo(json.dumps(result, indent=None if as_json else 2))
 
 

@@ -8,11 +8,14 @@ it commits offsets or moves a cursor.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -68,9 +71,33 @@ class Prepared:
     result: BatchResult
 
 
+_worker: Processor | None = None
+
+
+def _start_worker(settings_json: str) -> None:
+    global _worker
+    _worker = Processor(Settings.model_validate_json(settings_json), engine=None)
+
+
+def _prepare_in_worker(records: Sequence[RawRecord]) -> tuple[list[tuple[Any, ...]], list[DeadLetter],
+                                                               dict[str, float]]:
+    """Runs in the stage worker process; returns only what the stages computed (cheap to pickle)."""
+    assert _worker is not None
+    prepared = _worker.prepare(records)
+    seconds = dict(_worker.stage_seconds)
+    _worker.stage_seconds.clear()
+    computed = [(i.index, i.text, i.classify_text, i.content_hash, i.language, i.labels) for i in prepared.items]
+    return computed, prepared.result.dead_letters, seconds
+
+
 class Processor:
-    def __init__(self, settings: Settings, engine: Engine, detector: LanguageDetector | None = None,
-                 classifier: RuleClassifier | None = None) -> None:
+    """Decode and the per-message stages (`prepare`), then dedup and ticket in the store (`store`).
+
+    With `pipeline.stage_workers` > 0 the per-message stages run in worker processes, so they use
+    another core while this process talks to Kafka and the database."""
+
+    def __init__(self, settings: Settings, engine: Engine | None, detector: LanguageDetector | None = None,
+                 classifier: RuleClassifier | None = None, stage_workers: int = 0) -> None:
         cfg = settings.pipeline
         self.max_bytes = cfg.max_message_bytes
         self.max_attempts = cfg.max_attempts
@@ -80,8 +107,17 @@ class Processor:
             ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
         ]
         self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
-                                    TicketStage(cfg.sla_hours), cfg.ticket_prefix)
+                                      TicketStage(cfg.sla_hours), cfg.ticket_prefix) if engine is not None else None
         self.stage_seconds: dict[str, float] = defaultdict(float)
+        self._pool: ProcessPoolExecutor | None = None
+        if stage_workers > 0:
+            self._pool = ProcessPoolExecutor(stage_workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(settings.model_dump_json(),))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     def decode(self, record: RawRecord) -> WorkItem | DeadLetter:
         if len(record.payload) > self.max_bytes:
@@ -100,17 +136,35 @@ class Processor:
 
     def prepare(self, records: Sequence[RawRecord]) -> Prepared:
         """The per-message stages (CPU only, no database): decode, normalise, language, classify."""
+        if self._pool is not None:
+            return self._prepare_in_pool(records)
         result = BatchResult()
         started = time.perf_counter()
         items: list[WorkItem] = []
-        for record in records:
+        for index, record in enumerate(records):
             decoded = self.decode(record)
             if isinstance(decoded, DeadLetter):
                 result.dead_letters.append(decoded)
             else:
+                decoded.index = index
                 items.append(decoded)
         self.stage_seconds["decode"] += time.perf_counter() - started
         return Prepared(self.run_stages(items, records, result), result)
+
+    def _prepare_in_pool(self, records: Sequence[RawRecord]) -> Prepared:
+        assert self._pool is not None
+        computed, dead, seconds = self._pool.submit(_prepare_in_worker, records).result()
+        for name, value in seconds.items():
+            self.stage_seconds[name] += value
+        started = time.perf_counter()
+        items = []
+        for index, text, classify_text, digest, language, labels in computed:
+            record = records[index]
+            envelope = Envelope.model_validate_json(record.payload)  # valid: the worker decoded it
+            items.append(WorkItem(envelope, record.source, record.attempts, text, classify_text, digest,
+                                  language, labels, index=index))
+        self.stage_seconds["decode"] += time.perf_counter() - started
+        return Prepared(items, BatchResult(dead_letters=dead))
 
     def store(self, prepared: Prepared) -> BatchResult:
         """Dedup and ticket in one transaction. Raises RetriableError while the database is down;
@@ -150,6 +204,7 @@ class Processor:
 
     def store_batch(self, items: list[WorkItem], result: BatchResult) -> None:
         """One transaction for the batch; on conflicts retry, then isolate the message at fault."""
+        assert self.tickets is not None, "this processor has no store"
         started = time.perf_counter()
         try:
             for attempt in range(1, self.max_attempts + 1):

@@ -59,7 +59,8 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 async def run_service(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings.store.url, settings.store.echo)
     await asyncio.to_thread(upgrade, settings.store.url)
-    processor = Processor(settings, engine)
+    workers = settings.pipeline.stage_workers if settings.transport == "kafka" else 0
+    processor = Processor(settings, engine, stage_workers=workers)
     connectors = enabled_connectors(settings)
     tasks: list[asyncio.Task[None]] = []
     producer = None
@@ -94,6 +95,7 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
             await connector.close()
         if producer is not None:
             await producer.stop()
+        processor.close()
         engine.dispose()
         log.info("omnintake stopped")
 

@@ -4,7 +4,7 @@ transaction, because they read and write tickets)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from classifiers.labels import Labels
@@ -24,7 +24,7 @@ class WorkItem:
     content_hash: str = ""
     language: LanguageResult | None = None
     labels: Labels | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    index: int = -1  # position in the batch it came in
 
 
 class Stage(Protocol):

@@ -29,7 +29,7 @@ def envelope(i: int, customer: int, text: str | None = None) -> Envelope:
 
 
 async def process_until(settings, engine, expected: int, timeout: float = 60.0) -> Processor:
-    processor = Processor(settings, engine)
+    processor = Processor(settings, engine, stage_workers=1)  # the stages in a worker process, as in production
     producer = make_producer(settings.kafka)
     await producer.start()
     stop = asyncio.Event()
@@ -46,6 +46,7 @@ async def process_until(settings, engine, expected: int, timeout: float = 60.0) 
         await asyncio.wait_for(runner.run(stop), timeout)
     finally:
         await producer.stop()
+        processor.close()
     return processor
 
 
