@@ -122,3 +122,101 @@ def test_concurrent_writers_store_each_message_once(pg_url):
         assert sum(conn.execute(select(tickets.c.message_count)).scalars()) == 400
     for e in engines:
         e.dispose()
+
+
+def test_database_outage_holds_offsets_and_recovers_on_its_own(kafka_settings):
+    from sqlalchemy.engine import make_url
+
+    from tests.integration.tcp_proxy import TcpProxy
+
+    cfg = kafka_settings.kafka
+    url = make_url(kafka_settings.store.url)
+    upgrade(kafka_settings.store.url)
+    direct = make_engine(kafka_settings.store.url)
+    proxy = TcpProxy((url.host, url.port or 5432)).start()
+    through_proxy = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+
+    def stored() -> int:
+        with direct.connect() as conn:
+            return conn.execute(select(func.count()).select_from(messages)).scalar()
+
+    async def scenario() -> tuple[int, int, int]:
+        await ensure_topics(cfg)
+        publisher = KafkaPublisher(cfg)
+        await publisher.start()
+        processor = Processor(kafka_settings, through_proxy)
+        producer = make_producer(cfg)
+        await producer.start()
+        stop = asyncio.Event()
+        runner = asyncio.create_task(PipelineRunner(cfg, processor, producer).run(stop))
+        try:
+            await publisher.accept([envelope(i, i % 10) for i in range(100)])
+            while stored() < 100:
+                await asyncio.sleep(0.2)
+            proxy.cut()
+            await publisher.accept([envelope(i, i % 10) for i in range(100, 300)])
+            await asyncio.sleep(4)
+            during = stored(), await group_lag(cfg, cfg.topics.raw, cfg.group_id)
+            proxy.start()
+            for _ in range(300):
+                if stored() == 300:
+                    break
+                await asyncio.sleep(0.2)
+            stop.set()
+            await runner
+            return *during, await group_lag(cfg, cfg.topics.raw, cfg.group_id)
+        finally:
+            stop.set()
+            await publisher.stop()
+            await producer.stop()
+
+    stored_during, lag_during, lag_after = run(scenario())
+    assert stored_during == 100 and lag_during == 200, "nothing may be committed while the database is away"
+    assert stored() == 300 and lag_after == 0
+    proxy.cut()
+    direct.dispose()
+    through_proxy.dispose()
+
+
+def test_dead_letters_listed_and_reprocessed_through_the_cli(kafka_settings, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = kafka_settings.kafka
+    upgrade(kafka_settings.store.url)
+    engine = make_engine(kafka_settings.store.url)
+    good = envelope(1, 1, "Where is my parcel?")
+    bad = json.loads(good.model_dump_json()) | {"message_id": "m-fixed", "surprise": "field"}
+
+    async def publish() -> None:
+        await ensure_topics(cfg)
+        producer = make_producer(cfg)
+        await producer.start()
+        try:
+            await producer.send_and_wait(cfg.topics.raw, json.dumps(bad).encode(), key=b"k")
+        finally:
+            await producer.stop()
+
+    run(publish())
+    run(process_until(kafka_settings, engine, 1))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(kafka_settings.model_dump(mode="json")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+
+    def intake(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--config", str(config)],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    [listed] = [json.loads(x) for x in intake("dlq", "list", "--json").splitlines()]
+    assert listed["stage"] == "validate" and "surprise" in listed["error"] and listed["attempts"] == 1
+    outcome = json.loads(intake("dlq", "reprocess", listed["id"]))
+    assert outcome == {"found": 1, "missing": [], "republished": 1}
+    run(process_until(kafka_settings, engine, 1))  # still invalid: it comes back with attempts counted
+    letters = [json.loads(x) for x in intake("dlq", "list", "--json").splitlines()]
+    assert sorted(d["attempts"] for d in letters) == [1, 2]
+    engine.dispose()

@@ -1,0 +1,70 @@
+"""`intake run` on the shipped embedded default: drop folder and HTTP intake into SQLite, until SIGTERM."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+from sqlalchemy import create_engine, func, select
+
+from pipeline.store.schema import messages, tickets
+from tests.conftest import ROOT, SAMPLES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_takes_files_and_http_messages_and_stops_cleanly(tmp_path, envelope_dict):
+    port = free_port()
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["store"]["url"] = f"sqlite:///{tmp_path}/run.db"
+    config["connectors"]["dropfolder"].update(path=str(tmp_path / "inbox"), poll_interval_s=0.2)
+    config["connectors"]["http_intake"].update(port=port, api_keys=["k1"])
+    config["relay"].update(jsonl_path=str(tmp_path / "events.jsonl"), poll_interval_s=0.2)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(SAMPLES / "chat" / "telegram_ru.json", tmp_path / "inbox")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--config", str(tmp_path / "config.yaml")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        body = json.dumps(envelope_dict("Где мой заказ 991? Жду уже две недели!", "http-user")).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=body, method="POST",
+                                         headers={"X-Api-Key": "k1", "Content-Type": "application/json"})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    assert answer.status == 202
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        engine = create_engine(config["store"]["url"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list((tmp_path / "inbox" / "done").glob("*.json")):
+            time.sleep(0.2)
+        time.sleep(1)  # one relay poll
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(messages)).scalar()
+        languages = set(conn.execute(select(tickets.c.language)).scalars())
+    chat = json.loads((SAMPLES / "chat" / "telegram_ru.json").read_text())
+    assert stored == len({m["message_id"] for m in chat}) + 1
+    assert languages == {"ru"}
+    events = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(events) == stored
+    engine.dispose()
