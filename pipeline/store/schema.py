@@ -50,6 +50,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 _open = text("status IN ('open', 'pending')")
+_email = text("channel = 'email'")
 Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
 metadata = MetaData(naming_convention={
@@ -103,7 +104,7 @@ tickets = Table(
 messages = Table(
     "messages", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("envelope_id", String(36), nullable=False, unique=True),
+    Column("envelope_id", String(36), nullable=False),  # uuid5 of delivery_key, so unique with it
     Column("delivery_key", Text, nullable=False, unique=True),
     Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
@@ -128,8 +129,7 @@ messages = Table(
     Column("reasons", JSON, nullable=False),
     Column("envelope", JSON, nullable=False),
     Index("ix_messages_customer_content", "customer_id", "content_hash"),
-    Index("ix_messages_channel_message_id", "channel_message_id"),
-    Index("ix_messages_conversation", "channel", "account", "conversation_id"),
+    Index("ix_messages_email_message_id", "channel_message_id", postgresql_where=_email, sqlite_where=_email),
 )
 
 ticket_events = Table(

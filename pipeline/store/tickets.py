@@ -27,6 +27,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -75,6 +76,23 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns])
+
+
+def _same_content(conn: Connection, pairs: list[tuple[int, str]]) -> list[Any]:
+    """Earlier messages with the same (customer, content hash), oldest first. On PostgreSQL the
+    pairs are joined as one unnested array pair: `customer = ANY(..) AND hash = ANY(..)` would
+    probe the index once per combination."""
+    if not pairs:
+        return []
+    m = messages.c
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(text(
+            "SELECT m.customer_id, m.content_hash, m.ticket_id, m.received_at FROM messages m "
+            "JOIN unnest(CAST(:ids AS bigint[]), CAST(:hashes AS varchar[])) AS p(customer_id, content_hash) "
+            "ON m.customer_id = p.customer_id AND m.content_hash = p.content_hash ORDER BY m.received_at"),
+            {"ids": [c for c, _ in pairs], "hashes": [h for _, h in pairs]}).tuples())
+    return list(conn.execute(select(m.customer_id, m.content_hash, m.ticket_id, m.received_at)
+                             .where(tuple_(m.customer_id, m.content_hash).in_(pairs)).order_by(m.received_at)).tuples())
 
 
 def _allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
@@ -199,16 +217,10 @@ class SqlTicketStore:
         state.open_ticket_by_customer.update(dict(rows.tuples().all()))
         if not state.open_ticket_by_customer:
             return state  # nobody in this batch has an open ticket: nothing to join
-        with_open = sorted(state.open_ticket_by_customer)
-        pairs = {(customer_of[i.envelope.sender.key], i.content_hash) for i in items}
-        rows = conn.execute(select(messages.c.customer_id, messages.c.content_hash, messages.c.ticket_id,
-                                   messages.c.received_at)
-                            .where(_in(conn, messages.c.customer_id, with_open))
-                            .where(_in(conn, messages.c.content_hash, sorted({h for _, h in pairs})))
-                            .order_by(messages.c.received_at))
-        for customer_id, digest, ticket, received in rows:
-            if (customer_id, digest) in pairs:
-                state.recent_content[(customer_id, digest)] = (ticket, received)
+        pairs = sorted({(customer_of[i.envelope.sender.key], i.content_hash) for i in items
+                        if customer_of[i.envelope.sender.key] in state.open_ticket_by_customer})
+        for customer_id, digest, ticket, received in _same_content(conn, pairs):
+            state.recent_content[(customer_id, digest)] = (ticket, received)
         refs = sorted({ref for item in items if item.envelope.channel == "email" for ref in thread_refs(item)})
         if refs:
             rows = conn.execute(select(messages.c.channel_message_id, messages.c.ticket_id).where(

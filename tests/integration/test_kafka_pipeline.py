@@ -220,3 +220,24 @@ def test_dead_letters_listed_and_reprocessed_through_the_cli(kafka_settings, tmp
     letters = [json.loads(x) for x in intake("dlq", "list", "--json").splitlines()]
     assert sorted(d["attempts"] for d in letters) == [1, 2]
     engine.dispose()
+
+
+def test_same_text_again_joins_the_ticket_on_postgres(pg_url):
+    from pipeline.config import Settings, StoreConfig
+    from pipeline.processor import RawRecord
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    processor = Processor(Settings(store=StoreConfig(url=pg_url)), engine)
+    first = [RawRecord(envelope(i, i, f"Parcel {i} is missing").model_dump_json().encode(), f"a/{i}") for i in range(50)]
+    again = [RawRecord(envelope(100 + i, i, f"Parcel {i} is missing").model_dump_json().encode(), f"b/{i}")
+             for i in range(50)]
+    processor.process(first)
+    result = processor.process(again)
+    assert (result.stored, result.tickets_created) == (50, 0)
+    with engine.connect() as conn:
+        outcomes = conn.execute(select(messages.c.dedup_outcome, func.count()).group_by(messages.c.dedup_outcome)).all()
+        repeats = conn.execute(select(func.sum(tickets.c.repeat_count))).scalar()
+    assert dict(outcomes) == {"new": 50, "content_duplicate": 50}
+    assert repeats == 50
+    engine.dispose()

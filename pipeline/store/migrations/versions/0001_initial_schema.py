@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa
@@ -106,13 +106,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_messages_customer_id_customers')),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_messages_ticket_id_tickets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
-    sa.UniqueConstraint('delivery_key', name=op.f('uq_messages_delivery_key')),
-    sa.UniqueConstraint('envelope_id', name=op.f('uq_messages_envelope_id'))
+    sa.UniqueConstraint('delivery_key', name=op.f('uq_messages_delivery_key'))
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_channel_message_id', ['channel_message_id'], unique=False)
-        batch_op.create_index('ix_messages_conversation', ['channel', 'account', 'conversation_id'], unique=False)
         batch_op.create_index('ix_messages_customer_content', ['customer_id', 'content_hash'], unique=False)
+        batch_op.create_index('ix_messages_email_message_id', ['channel_message_id'], unique=False, postgresql_where=sa.text("channel = 'email'"), sqlite_where=sa.text("channel = 'email'"))
         batch_op.create_index(batch_op.f('ix_messages_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('ticket_events',
@@ -144,9 +142,8 @@ def downgrade() -> None:
     op.drop_table('ticket_events')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_ticket_id'))
+        batch_op.drop_index('ix_messages_email_message_id', postgresql_where=sa.text("channel = 'email'"), sqlite_where=sa.text("channel = 'email'"))
         batch_op.drop_index('ix_messages_customer_content')
-        batch_op.drop_index('ix_messages_conversation')
-        batch_op.drop_index('ix_messages_channel_message_id')
 
     op.drop_table('messages')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
