@@ -61,6 +61,7 @@ class PipelineConfig(_Frozen):
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_attempts: int = Field(default=3, ge=1)
     stage_workers: int = Field(default=1, ge=0, description="processes for the per-message stages (kafka mode)")
+    store_shards: int = Field(default=2, ge=1, le=16, description="parallel store transactions per batch (PostgreSQL)")
     dedup_window_hours: float = Field(default=24, gt=0)
     ticket_prefix: str = Field(default="OMN", pattern=r"^[A-Z][A-Z0-9]{1,9}$")
     sla_hours: SlaConfig = SlaConfig()

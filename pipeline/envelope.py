@@ -82,7 +82,7 @@ class Envelope(BaseModel):
 
     @cached_property
     def envelope_id(self) -> str:
-        return str(uuid.uuid5(_NAMESPACE, self.delivery_key))
+        return uuid5(_NAMESPACE, self.delivery_key)
 
     @property
     def partition_key(self) -> bytes:
@@ -92,6 +92,15 @@ class Envelope(BaseModel):
     @property
     def classify_text(self) -> str:
         return self.customer_text if self.customer_text is not None else self.text
+
+
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))` without building UUID objects (this runs per message)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def content_hash(text: str) -> str:

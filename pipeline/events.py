@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from pipeline.envelope import uuid5
+
 EVENT_VERSION = 1
 EventType = Literal["ticket.created", "ticket.message_appended", "ticket.reclassified",
                     "ticket.status_changed"]
@@ -63,4 +65,4 @@ class TicketEvent(BaseModel):
 
 def event_id(cause: str, kind: str) -> str:
     """Stable id: the same cause (a message's envelope id) always yields the same event id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{cause}:{kind}"))
+    return uuid5(_NAMESPACE, f"{cause}:{kind}")

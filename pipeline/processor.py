@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -109,12 +110,17 @@ class Processor:
         self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
                                       TicketStage(cfg.sla_hours), cfg.ticket_prefix) if engine is not None else None
         self.stage_seconds: dict[str, float] = defaultdict(float)
+        self.store_shards = cfg.store_shards if engine is not None and engine.dialect.name == "postgresql" else 1
+        self._shard_pool = ThreadPoolExecutor(self.store_shards) if self.store_shards > 1 else None
         self._pool: ProcessPoolExecutor | None = None
         if stage_workers > 0:
             self._pool = ProcessPoolExecutor(stage_workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(settings.model_dump_json(),))
 
     def close(self) -> None:
+        if self._shard_pool is not None:
+            self._shard_pool.shutdown()
+            self._shard_pool = None
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -129,7 +135,7 @@ class Processor:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(envelope)"
             return self._dead(record, "validate", ValueError(f"{where}: {first['msg']}"), exc)
-        return WorkItem(envelope, record.source, record.attempts)
+        return WorkItem(envelope, record.source, record.attempts, payload=record.payload)
 
     def process(self, records: Sequence[RawRecord]) -> BatchResult:
         return self.store(self.prepare(records))
@@ -162,7 +168,7 @@ class Processor:
             record = records[index]
             envelope = Envelope.model_validate_json(record.payload)  # valid: the worker decoded it
             items.append(WorkItem(envelope, record.source, record.attempts, text, classify_text, digest,
-                                  language, labels, index=index))
+                                  language, labels, index=index, payload=record.payload))
         self.stage_seconds["decode"] += time.perf_counter() - started
         return Prepared(items, BatchResult(dead_letters=dead))
 
@@ -203,25 +209,42 @@ class Processor:
         return None
 
     def store_batch(self, items: list[WorkItem], result: BatchResult) -> None:
-        """One transaction for the batch; on conflicts retry, then isolate the message at fault."""
+        """Store the batch, split by customer into `store_shards` transactions that run side by side
+        (a customer's messages stay together and in order, so the shards never touch the same rows)."""
         assert self.tickets is not None, "this processor has no store"
         started = time.perf_counter()
         try:
-            for attempt in range(1, self.max_attempts + 1):
-                try:
-                    result.add(self.tickets.apply(items))
-                    return
-                except Exception as exc:
-                    if is_unavailable(exc):
-                        raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
-                    if not is_conflict(exc) or attempt == self.max_attempts:
-                        log.warning("batch of %d failed to store (%r); storing one by one", len(items), exc)
-                        break
-                    log.info("store conflict on attempt %d, retrying the batch: %s", attempt, exc.__class__.__name__)
+            shards: list[list[WorkItem]] = [[] for _ in range(self.store_shards)]
             for item in items:
-                self._store_one(item, result)
+                shards[zlib.crc32(item.envelope.partition_key) % self.store_shards].append(item)
+            shards = [s for s in shards if s]
+            if len(shards) == 1:
+                self._store_shard(shards[0], result)
+                return
+            assert self._shard_pool is not None
+            parts = [BatchResult() for _ in shards]
+            list(self._shard_pool.map(self._store_shard, shards, parts))  # raises the first failure
+            for part in parts:
+                result.merge(part)
         finally:
             self.stage_seconds["store"] += time.perf_counter() - started
+
+    def _store_shard(self, items: list[WorkItem], result: BatchResult) -> None:
+        """One transaction; on conflicts retry, then isolate the message at fault."""
+        assert self.tickets is not None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                result.add(self.tickets.apply(items))
+                return
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
+                if not is_conflict(exc) or attempt == self.max_attempts:
+                    log.warning("batch of %d failed to store (%r); storing one by one", len(items), exc)
+                    break
+                log.info("store conflict on attempt %d, retrying the batch: %s", attempt, exc.__class__.__name__)
+        for item in items:
+            self._store_one(item, result)
 
     def _store_one(self, item: WorkItem, result: BatchResult) -> None:
         for attempt in range(1, self.max_attempts + 1):

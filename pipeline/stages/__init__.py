@@ -25,6 +25,7 @@ class WorkItem:
     language: LanguageResult | None = None
     labels: Labels | None = None
     index: int = -1  # position in the batch it came in
+    payload: bytes = b""  # the envelope's JSON as received
 
 
 class Stage(Protocol):

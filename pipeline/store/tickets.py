@@ -252,7 +252,7 @@ class SqlTicketStore:
             "urgency": labels.urgency, "dedup_outcome": decision.outcome, "dedup_reason": decision.reason,
             "dedup_score": decision.score, "reasons": {"labels": list(labels.reasons),
                                                        "language": lang.as_dict()},
-            "envelope": env.model_dump(mode="json"),
+            "envelope": orjson.Fragment(item.payload) if item.payload else env.model_dump(mode="json"),
         }
 
 

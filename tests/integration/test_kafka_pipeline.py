@@ -229,7 +229,8 @@ def test_same_text_again_joins_the_ticket_on_postgres(pg_url):
     upgrade(pg_url)
     engine = make_engine(pg_url)
     processor = Processor(Settings(store=StoreConfig(url=pg_url)), engine)
-    first = [RawRecord(envelope(i, i, f"Parcel {i} is missing").model_dump_json().encode(), f"a/{i}") for i in range(50)]
+    first = [RawRecord(envelope(i, i, f"Parcel {i} is missing").model_dump_json().encode(), f"a/{i}")
+             for i in range(50)]
     again = [RawRecord(envelope(100 + i, i, f"Parcel {i} is missing").model_dump_json().encode(), f"b/{i}")
              for i in range(50)]
     processor.process(first)

@@ -45,3 +45,12 @@ def test_published_schemas_match_the_models():
     for name, body in schemas().items():
         committed = json.loads((ROOT / "schemas" / name).read_text(encoding="utf-8"))
         assert committed == body, f"schemas/{name} is stale: run `intake schema export`"
+
+
+def test_fast_uuid5_equals_the_standard_one():
+    import uuid
+
+    from pipeline.envelope import uuid5
+
+    for name in ["", "chat:tg:1", "email:box:<a@b>", "Đơn hàng 订单 заказ"]:
+        assert uuid5(uuid.NAMESPACE_URL, name) == str(uuid.uuid5(uuid.NAMESPACE_URL, name))
