@@ -209,7 +209,7 @@ class RuleClassifier:
         rules = self._by_lang.get(lang, self._fallback)
         found = rules.matches(text.casefold())
         type_scores, type_why = _score(found["types"])
-        if "?" in text or "？" in text:
+        if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")
         reasons: list[str] = []
