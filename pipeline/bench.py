@@ -185,6 +185,6 @@ async def run_bench(settings: Settings, n: int, latency_rate: float | None = Non
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "children_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "stage_workers": settings.pipeline.stage_workers,
-        "store": make_engine(settings.store.url).url.get_backend_name(),
+        "store": engine.url.get_backend_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

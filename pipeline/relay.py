@@ -114,7 +114,10 @@ class OutboxRelay:
                     backoff = min(backoff * 2, 30.0)
                 if sent < self.batch_size:
                     await _wait(stop, backoff)
-            await self.relay_once()
+            try:
+                await self.relay_once()  # what the last batches wrote, before we go
+            except Exception as exc:  # the outbox keeps them for the next relay
+                log.warning("final relay failed (%r); events stay in the outbox", exc)
         finally:
             if lock_conn is not None:
                 lock_conn.close()
