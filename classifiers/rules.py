@@ -77,31 +77,42 @@ class _Compiled:
     needles: tuple[str, ...]  # the pattern can only match text containing one of these
 
 
+_MAX_VARIANTS = 16
+
+
+def _char_choices(op: object, value: object) -> list[str] | None:
+    """The characters a one-character item matches, when it is a literal or a small literal class."""
+    if op is sre_constants.LITERAL:
+        return [chr(value)]  # type: ignore[arg-type]
+    if op is sre_constants.IN and len(value) <= 4 and all(o is sre_constants.LITERAL for o, _ in value):  # type: ignore[arg-type]
+        return [chr(v) for _, v in value]  # type: ignore[union-attr]
+    return None
+
+
 def _needles(items: list[tuple[object, object]]) -> tuple[str, ...]:
-    """Strings one of which every match of this sequence contains (empty: no cheap test)."""
-    runs, run, choices = [], "", []
+    """Strings one of which every match of this sequence contains (empty: no cheap test).
+    Runs of literals (small classes such as `[坏壞]` spelled out) and alternations are candidates;
+    the longest, with the fewest variants, wins."""
+    candidates: list[tuple[str, ...]] = []
+    current: tuple[str, ...] = ("",)
     for op, value in items:
-        if op is sre_constants.LITERAL:
-            run += chr(value)  # type: ignore[arg-type]
+        chars = _char_choices(op, value)
+        if chars is not None and len(current) * len(chars) <= _MAX_VARIANTS:
+            current = tuple(run + ch for run in current for ch in chars)
             continue
-        runs.append(run)
-        run = ""
+        candidates.append(current)
+        current = tuple(chars) if chars is not None else ("",)
         if op is sre_constants.BRANCH:
             options = [_needles(list(branch)) for branch in value[1]]  # type: ignore[index]
             if all(options):
-                choices.append(tuple(n for option in options for n in option))
+                candidates.append(tuple(n for option in options for n in option))
         elif op is sre_constants.SUBPATTERN:
-            inner = _needles(list(value[-1]))  # type: ignore[index]
-            if inner:
-                choices.append(inner)
-    runs.append(run)
-    longest = max(runs, key=len)
-    if len(longest) >= 3:
-        return (longest,)
-    choices = [c for c in choices if min(map(len, c)) >= 2]
-    if choices:
-        return max(choices, key=lambda c: min(map(len, c)))
-    return (longest,) if len(longest) >= 2 else ()
+            candidates.append(_needles(list(value[-1])))  # type: ignore[index]
+    candidates.append(current)
+    usable = [c for c in candidates if c and min(map(len, c)) >= 2]
+    if not usable:
+        return ()
+    return max(usable, key=lambda c: (min(min(map(len, c)), 3), -len(c), min(map(len, c))))
 
 
 def required_literals(pattern: str) -> tuple[str, ...]:
