@@ -9,9 +9,11 @@ fetching, finishes the batch in hand within the drain timeout, commits, and leav
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -23,6 +25,7 @@ from pipeline.processor import BatchResult, Prepared, Processor, RawRecord
 from pipeline.transport.kafka import KafkaDeadLetterQueue
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
 
 
@@ -56,14 +59,15 @@ class PipelineRunner:
     name = "pipeline"
 
     def __init__(self, cfg: KafkaConfig, processor: Processor, producer: AIOKafkaProducer,
-                 on_batch: Callable[[BatchResult, list[ConsumerRecord]], None] | None = None) -> None:
+                 on_batch: Callable[[BatchResult, list[ConsumerRecord]], None] | None = None,
+                 consumer: AIOKafkaConsumer | None = None) -> None:
         self.cfg = cfg
         self.processor = processor
         self.producer = producer
         self.dead_letters = KafkaDeadLetterQueue(cfg)
         self.on_batch = on_batch
         self._lock = asyncio.Lock()
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = consumer or AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=cfg.batch_max_records,
             session_timeout_ms=cfg.session_timeout_ms, heartbeat_interval_ms=min(3000, cfg.session_timeout_ms // 3),
@@ -71,22 +75,23 @@ class PipelineRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch and prepare batch N+1 while batch N is being stored: the database's waits overlap
-        the CPU stages. Store, dead letters and commit stay strictly in batch order."""
+        the CPU stages. Store, dead letters and commit stay strictly in batch order, and nothing
+        after a batch that could not be stored is stored or committed."""
         self.consumer.subscribe([self.cfg.topics.raw], listener=_WaitForBatch(self._lock))
         await self.consumer.start()
-        storing: asyncio.Task[None] | None = None
+        storing: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=self.cfg.fetch_timeout_ms,
                                                     max_records=self.cfg.batch_max_records)
                 if not batch:
                     continue
-                records = [RawRecord(r.value or b"", record_source(r), attempts_of(r))
-                           for rs in batch.values() for r in rs]
+                consumed = [r for rs in batch.values() for r in rs]
+                records = [RawRecord(r.value or b"", record_source(r), attempts_of(r)) for r in consumed]
                 prepared = await asyncio.to_thread(self.processor.prepare, records)
-                if storing is not None:
-                    await storing
-                storing = asyncio.create_task(self._store_and_commit(batch, prepared, stop))
+                if storing is not None and not await storing:
+                    break  # that batch was not stored: committing a later one would skip it
+                storing = asyncio.create_task(self._store_and_commit(consumed, prepared, stop))
             if storing is not None:
                 await asyncio.wait_for(asyncio.shield(storing), self.cfg.drain_timeout_s)
         except TimeoutError:
@@ -96,35 +101,61 @@ class PipelineRunner:
                 storing.cancel()
             await self.consumer.stop()
 
-    async def _store_and_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]], prepared: Prepared,
-                                stop: asyncio.Event) -> None:
+    async def _store_and_commit(self, consumed: list[ConsumerRecord], prepared: Prepared,
+                                stop: asyncio.Event) -> bool:
+        """True once the batch is stored (and its offsets committed, or left for redelivery)."""
         async with self._lock:  # a rebalance waits for this batch to be stored and committed
             started = time.perf_counter()
-            result = await self._process_until_stored(prepared, stop)
+            prepared, consumed = self._still_assigned(prepared, consumed)
+            if not consumed:
+                return True
+            result = await self._until_done(lambda: asyncio.to_thread(self.processor.store, prepared),
+                                            "storing the batch", stop)
             if result is None:
-                return  # stopping while the database is down: nothing committed, all redelivered
+                return False  # stopping while the database is down: nothing committed, all redelivered
             if result.dead_letters:
-                await self.dead_letters.put(self.producer, result.dead_letters)
-            offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
+                put = await self._until_done(lambda: self.dead_letters.put(self.producer, result.dead_letters),
+                                             "writing dead letters", stop)
+                if put is None:
+                    return False
+            offsets: dict[TopicPartition, int] = {}
+            for r in consumed:
+                offsets[TopicPartition(r.topic, r.partition)] = r.offset + 1
             try:
                 await self.consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                 log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
-            records = [r for rs in batch.values() for r in rs]
             if self.on_batch:
-                self.on_batch(result, records)
-            log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(records),
+                self.on_batch(result, consumed)
+            log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(consumed),
                       (time.perf_counter() - started) * 1000, result.stored, result.duplicates,
                       len(result.dead_letters))
+            return True
 
-    async def _process_until_stored(self, prepared: Prepared, stop: asyncio.Event) -> BatchResult | None:
+    def _still_assigned(self, prepared: Prepared, consumed: list[ConsumerRecord]
+                        ) -> tuple[Prepared, list[ConsumerRecord]]:
+        """Drop records of partitions a rebalance took away while the batch was being prepared:
+        their new owner processes them from the last commit."""
+        assigned = self.consumer.assignment()
+        if all(TopicPartition(r.topic, r.partition) in assigned for r in consumed):
+            return prepared, consumed
+        keep = {i for i, r in enumerate(consumed) if TopicPartition(r.topic, r.partition) in assigned}
+        sources = {record_source(consumed[i]) for i in keep}
+        log.info("rebalance: dropping %d prepared records of revoked partitions", len(consumed) - len(keep))
+        items = [item for item in prepared.items if item.index in keep]
+        dead = [d for d in prepared.result.dead_letters if d.source in sources]
+        return Prepared(items, BatchResult(dead_letters=dead)), [consumed[i] for i in sorted(keep)]
+
+    async def _until_done(self, attempt: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event) -> T | None:
+        """Retry `attempt` with backoff while its service is unavailable; None when stopped first."""
         backoff = 0.5
         while True:
             try:
-                return await asyncio.to_thread(self.processor.store, prepared)
-            except RetriableError as exc:
-                log.error("%s; retrying in %.1f s (offsets stay where they are)", exc, backoff)
-                if stop.is_set():
-                    return None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                return await attempt()
+            except (RetriableError, KafkaError) as exc:
+                log.error("%s failed (%s); retrying in %.1f s (offsets stay where they are)", what, exc, backoff)
+            if stop.is_set():
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)

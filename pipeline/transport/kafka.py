@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError, for_code
 
 from pipeline.config import KafkaConfig
 from pipeline.deadletters import DeadLetter
 from pipeline.envelope import Envelope
 
 log = logging.getLogger(__name__)
+_KEEP_BYTES = 256 * 1024
 
 
 async def ensure_topics(cfg: KafkaConfig) -> None:
@@ -83,9 +84,17 @@ class KafkaDeadLetterQueue:
         self.cfg = cfg
         self.topic = cfg.topics.dead_letters
 
-    async def put(self, producer: AIOKafkaProducer, letters: Sequence[DeadLetter]) -> None:
-        futures = [await producer.send(self.topic, d.payload, headers=d.headers()) for d in letters]
+    async def put(self, producer: AIOKafkaProducer, letters: Sequence[DeadLetter]) -> int:
+        """Publish and wait for the acks; a payload too large for the broker is kept truncated."""
+        futures = []
+        for d in letters:
+            try:
+                futures.append(await producer.send(self.topic, d.payload, headers=d.headers()))
+            except MessageSizeTooLargeError:
+                headers = [*d.headers(), ("truncated_from", str(len(d.payload)).encode())]
+                futures.append(await producer.send(self.topic, d.payload[:_KEEP_BYTES], headers=headers))
         await asyncio.gather(*futures)
+        return len(futures)
 
     async def read(self, wanted: set[str] | None = None, limit: int = 1000) -> list[DeadLetter]:
         parts = await topic_partitions(self.cfg, self.topic)

@@ -242,3 +242,62 @@ def test_same_text_again_joins_the_ticket_on_postgres(pg_url):
     assert dict(outcomes) == {"new": 50, "content_duplicate": 50}
     assert repeats == 50
     engine.dispose()
+
+
+def test_stopping_during_an_outage_commits_nothing_past_what_was_stored(kafka_settings):
+    """SIGTERM while the database is away, the database back a moment later: a restarted runner
+    must still find every message that was not stored (no offset committed past it)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.integration.tcp_proxy import TcpProxy
+
+    cfg = kafka_settings.kafka.model_copy(update={"batch_max_records": 50})
+    url = make_url(kafka_settings.store.url)
+    upgrade(kafka_settings.store.url)
+    direct = make_engine(kafka_settings.store.url)
+    proxy = TcpProxy((url.host, url.port or 5432)).start()
+    through_proxy = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+
+    def stored() -> int:
+        with direct.connect() as conn:
+            return conn.execute(select(func.count()).select_from(messages)).scalar()
+
+    async def runner_until(stop: asyncio.Event) -> None:
+        processor = Processor(kafka_settings, through_proxy)
+        producer = make_producer(cfg)
+        await producer.start()
+        try:
+            await PipelineRunner(cfg, processor, producer).run(stop)
+        finally:
+            await producer.stop()
+
+    async def scenario() -> None:
+        await ensure_topics(cfg)
+        publisher = KafkaPublisher(cfg)
+        await publisher.start()
+        try:
+            proxy.cut()
+            stop = asyncio.Event()
+            first = asyncio.create_task(runner_until(stop))
+            await publisher.accept([envelope(i, i % 7) for i in range(300)])
+            await asyncio.sleep(3)  # batches fetched and prepared, the first one failing to store
+            stop.set()
+            proxy.start()
+            await first
+            second_stop = asyncio.Event()
+            second = asyncio.create_task(runner_until(second_stop))
+            for _ in range(300):
+                if stored() == 300:
+                    break
+                await asyncio.sleep(0.2)
+            second_stop.set()
+            await second
+        finally:
+            await publisher.stop()
+
+    run(scenario())
+    assert stored() == 300
+    assert run(group_lag(cfg, cfg.topics.raw, cfg.group_id)) == 0
+    proxy.cut()
+    direct.dispose()
+    through_proxy.dispose()
