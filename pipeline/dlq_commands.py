@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.deadletters import DeadLetter, SqlDeadLetterQueue
+from pipeline.envelope import Envelope
 from pipeline.store.database import make_engine, upgrade
 
 
@@ -38,6 +39,14 @@ def reprocess(settings: Settings, ids: list[str]) -> dict[str, Any]:
             "duplicates": result.duplicates, "dead_again": len(result.dead_letters)}
 
 
+def _partition_key(payload: bytes) -> bytes | None:
+    """The customer's key, so a reprocessed message joins that customer's partition and order."""
+    try:
+        return Envelope.model_validate_json(payload).partition_key
+    except ValueError:
+        return None
+
+
 async def _reprocess_kafka(settings: Settings, ids: list[str]) -> dict[str, Any]:
     from pipeline.transport.kafka import KafkaDeadLetterQueue, make_producer
 
@@ -45,7 +54,7 @@ async def _reprocess_kafka(settings: Settings, ids: list[str]) -> dict[str, Any]
     producer = make_producer(settings.kafka)
     await producer.start()
     try:
-        futures = [await producer.send(settings.kafka.topics.raw, d.payload,
+        futures = [await producer.send(settings.kafka.topics.raw, d.payload, key=_partition_key(d.payload),
                                        headers=[("attempts", str(d.attempts).encode()),
                                                 ("reprocess_of", f"dlq/{d.id}".encode())])
                    for d in letters]

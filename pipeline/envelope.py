@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENVELOPE_VERSION = 1
 Channel = Literal["email", "chat", "social", "phone", "web"]
@@ -24,10 +24,17 @@ class Sender(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: str = Field(description="identity kind: email, phone, telegram_user, twitter_handle, ...")
-    id: str = Field(min_length=1, description="the identity's value in that kind (address, E.164, user id)")
-    name: str | None = None
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$",
+                      description="identity kind: email, phone, telegram_user, twitter_handle, ...")
+    id: str = Field(min_length=1, max_length=320,
+                    description="the identity's value in that kind (address, E.164, user id)")
+    name: str | None = Field(default=None, description="display name (kept to 200 characters)")
     handle: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _short_name(cls, value: str | None) -> str | None:
+        return value[:200] if value else value
 
     @property
     def key(self) -> str:
@@ -50,7 +57,8 @@ class Envelope(BaseModel):
 
     version: int = Field(default=ENVELOPE_VERSION, description="envelope schema version")
     channel: Channel
-    account: str = Field(min_length=1, description="mailbox, bot, page or phone line the message came to")
+    account: str = Field(min_length=1, max_length=200,
+                         description="mailbox, bot, page or phone line the message came to")
     message_id: str = Field(min_length=1, description="the channel's own id of this message")
     conversation_id: str | None = Field(default=None, description="chat id, thread or call id")
     in_reply_to: str | None = None
@@ -67,6 +75,18 @@ class Envelope(BaseModel):
     attachments: tuple[Attachment, ...] = ()
     raw_ref: str | None = Field(default=None, description="where the raw original is kept")
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        """NUL characters cannot be stored in PostgreSQL text; they carry no meaning in a message."""
+        return _strip_nul(data)
+
+    @field_validator("language_hint")
+    @classmethod
+    def _primary_language(cls, value: str | None) -> str | None:
+        """`zh-Hant-TW` -> `zh`: the pipeline works with primary language subtags."""
+        return value.replace("_", "-").split("-", 1)[0].lower()[:8] or None if value else None
 
     @field_validator("version")
     @classmethod
@@ -92,6 +112,16 @@ class Envelope(BaseModel):
     @property
     def classify_text(self) -> str:
         return self.customer_text if self.customer_text is not None else self.text
+
+
+def _strip_nul(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strip_nul(v) for v in value]
+    return value
 
 
 def uuid5(namespace: uuid.UUID, name: str) -> str:

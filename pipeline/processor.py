@@ -181,7 +181,6 @@ class Processor:
         return result
 
     def run_stages(self, items: list[WorkItem], records: Sequence[RawRecord], result: BatchResult) -> list[WorkItem]:
-        by_source = {r.source: r for r in records}
         for stage in self.stages:
             started = time.perf_counter()
             survivors = []
@@ -190,7 +189,7 @@ class Processor:
                 if error is None:
                     survivors.append(item)
                 else:
-                    record = by_source.get(item.source) or RawRecord(item.envelope.model_dump_json().encode())
+                    record = records[item.index] if item.index >= 0 else RawRecord(item.payload)
                     result.dead_letters.append(self._dead(record, stage.name, error, attempts=self.max_attempts))
             items = survivors
             self.stage_seconds[stage.name] += time.perf_counter() - started

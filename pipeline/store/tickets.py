@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.envelope import utcnow
 from pipeline.stages import WorkItem
@@ -72,10 +74,14 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         return
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns])
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([orjson.dumps(row[c]).decode() if c in json_columns else row[c] for c in columns])
+    except psycopg.Error as exc:  # raw DBAPI call: map it as SQLAlchemy maps its own (conflict, outage, ...)
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
 
 
 def _same_content(conn: Connection, pairs: list[tuple[int, str]]) -> list[Any]:
@@ -132,7 +138,9 @@ class SqlTicketStore:
         stored_tickets: dict[int, dict[str, Any]] = {}
         open_ids = sorted(set(state.open_ticket_by_customer.values()))
         if open_ids:
-            for row in conn.execute(select(tickets).where(_in(conn, tickets.c.id, open_ids))).mappings():
+            # FOR UPDATE: a concurrent writer for the same customer waits, then sees our counts
+            query = select(tickets).where(_in(conn, tickets.c.id, open_ids)).order_by(tickets.c.id)
+            for row in conn.execute(query.with_for_update()).mappings():
                 stored_tickets[row["id"]] = dict(row)
 
         new_tickets: list[_NewTicket] = []
