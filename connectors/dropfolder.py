@@ -56,20 +56,28 @@ class DropFolderConnector(Connector):
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         while not stop.is_set():
-            await self.scan_once(sink)
+            try:
+                await self.scan_once(sink)
+            except Exception as exc:  # the sink is unavailable: files stay, the next scan retries
+                log.error("drop folder: %r; files stay in %s for the next scan", exc, self.root)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.poll_interval_s)
 
     async def scan_once(self, sink: Sink) -> int:
+        """Hand every pending file to the sink; raise (leaving it in place) if the sink fails."""
         taken = 0
-        for path in pending_files(self.root):
+        for path in await asyncio.to_thread(pending_files, self.root):
             try:
-                envelopes = parse_file(path, self.cfg.account)
-            except (InputError, ValueError, OSError) as exc:
-                self._move(path, "failed", reason=f"{exc.__class__.__name__}: {exc}")
+                envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account)
+            except Exception as exc:  # whatever a file does to the parser, it is that file's fault
+                await asyncio.to_thread(self._move, path, "failed", f"{exc.__class__.__name__}: {exc}")
                 continue
-            await sink.accept(envelopes)  # raises if not accepted: the file stays for the next scan
-            self._move(path, "done")
+            try:
+                await sink.accept(envelopes)
+            except InputError as exc:  # the sink refuses these envelopes for good (too large, ...)
+                await asyncio.to_thread(self._move, path, "failed", f"refused: {exc}")
+                continue
+            await asyncio.to_thread(self._move, path, "done")
             taken += len(envelopes)
         self.accepted += taken
         return taken

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 
 from pipeline.envelope import utcnow
 from pipeline.store.schema import ticket_events
@@ -71,56 +71,59 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.published = 0
 
-    def _pending(self) -> list[tuple[int, dict[str, Any]]]:
-        with self.engine.connect() as conn:
+    def _claim(self) -> tuple[Connection, list[tuple[int, dict[str, Any]]]] | None:
+        """Open a transaction and read the next events; on PostgreSQL only while holding the relay's
+        transaction-scoped advisory lock, so one relay publishes at a time and a crashed one lets go."""
+        conn = self.engine.connect()
+        try:
+            conn.begin()
+            if self.engine.dialect.name == "postgresql" and not conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK_KEY}).scalar():
+                conn.close()
+                return None  # another relay is active
             rows = conn.execute(select(ticket_events.c.id, ticket_events.c.payload)
                                 .where(ticket_events.c.published_at.is_(None))
                                 .order_by(ticket_events.c.id).limit(self.batch_size))
-            return [(r.id, r.payload) for r in rows]
+            return conn, [(r.id, r.payload) for r in rows]
+        except BaseException:
+            conn.close()
+            raise
 
-    def _mark(self, ids: list[int]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(ticket_events).where(ticket_events.c.id.in_(ids)).values(published_at=utcnow()))
+    def _mark(self, conn: Connection, ids: list[int]) -> None:
+        conn.execute(update(ticket_events).where(ticket_events.c.id.in_(ids)).values(published_at=utcnow()))
+        conn.commit()
 
     async def relay_once(self) -> int:
-        pending = await asyncio.to_thread(self._pending)
-        if not pending:
+        claimed = await asyncio.to_thread(self._claim)
+        if claimed is None:
             return 0
-        await self.target.publish([payload for _, payload in pending])
-        await asyncio.to_thread(self._mark, [i for i, _ in pending])
+        conn, pending = claimed
+        try:
+            if not pending:
+                return 0
+            await self.target.publish([payload for _, payload in pending])
+            await asyncio.to_thread(self._mark, conn, [i for i, _ in pending])
+        finally:
+            await asyncio.to_thread(conn.close)
         self.published += len(pending)
         return len(pending)
 
     async def run(self, stop: asyncio.Event) -> None:
-        lock_conn = None
-        if self.engine.dialect.name == "postgresql":
-            lock_conn = self.engine.connect()
-            while not lock_conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_KEY}).scalar():
-                lock_conn.rollback()
-                if await _wait(stop, 2.0):
-                    lock_conn.close()
-                    return
-            lock_conn.commit()
-            log.info("outbox relay active (advisory lock held)")
-        try:
-            backoff = self.poll_interval_s
-            while not stop.is_set():
-                try:
-                    sent = await self.relay_once()
-                    backoff = self.poll_interval_s
-                except Exception as exc:
-                    log.error("relay failed (%r); retrying in %.1f s", exc, backoff)
-                    sent = 0
-                    backoff = min(backoff * 2, 30.0)
-                if sent < self.batch_size:
-                    await _wait(stop, backoff)
+        backoff = self.poll_interval_s
+        while not stop.is_set():
             try:
-                await self.relay_once()  # what the last batches wrote, before we go
-            except Exception as exc:  # the outbox keeps them for the next relay
-                log.warning("final relay failed (%r); events stay in the outbox", exc)
-        finally:
-            if lock_conn is not None:
-                lock_conn.close()
+                sent = await self.relay_once()
+                backoff = self.poll_interval_s
+            except Exception as exc:  # database or broker away: the events wait in the outbox
+                log.error("relay failed (%r); retrying in %.1f s", exc, backoff)
+                sent = 0
+                backoff = min(backoff * 2, 30.0)
+            if sent < self.batch_size:
+                await _wait(stop, backoff)
+        try:
+            await self.relay_once()  # what the last batches wrote, before we go
+        except Exception as exc:  # the outbox keeps them for the next relay
+            log.warning("final relay failed (%r); events stay in the outbox", exc)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -101,14 +101,19 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event, drain_timeout_s: float) -> None:
+    """Run until stop (or until a task fails), then let every task drain; a failure, before or
+    during the drain, is raised so the process exits non-zero."""
     stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in done if t is not stopping and t.exception() is not None]
+    await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s)
+    # longer than the runner's own drain timeout, so it can finish its batch and say so itself
+    _, pending = await asyncio.wait(tasks, timeout=drain_timeout_s + 10)
     for task in pending:
-        log.warning("%s did not drain within %.0f s; cancelling", task.get_name(), drain_timeout_s)
+        log.warning("%s did not drain in time; cancelling", task.get_name())
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    failed = [t for t in tasks if not t.cancelled() and t.exception() is not None]
+    for task in failed:
+        log.error("%s failed: %r", task.get_name(), task.exception())
     if failed:
         raise failed[0].exception()  # type: ignore[misc]

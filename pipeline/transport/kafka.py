@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError, for_code
 
+from connectors.base import InputError
 from pipeline.config import KafkaConfig
 from pipeline.deadletters import DeadLetter
 from pipeline.envelope import Envelope
@@ -72,8 +73,12 @@ class KafkaPublisher:
             await self.producer.stop()
 
     async def accept(self, envelopes: Sequence[Envelope]) -> None:
-        futures = [await self.producer.send(self.topic, e.model_dump_json().encode(), key=e.partition_key)
-                   for e in envelopes]
+        futures = []
+        for e in envelopes:
+            try:
+                futures.append(await self.producer.send(self.topic, e.model_dump_json().encode(), key=e.partition_key))
+            except MessageSizeTooLargeError as exc:
+                raise InputError(f"message {e.message_id} is too large for the broker: {exc}") from exc
         await asyncio.gather(*futures)
 
 

@@ -43,3 +43,42 @@ def test_a_bad_file_is_quarantined_with_its_reason_and_the_rest_flows(tmp_path):
     assert "not valid JSON" in (tmp_path / "failed" / "broken.json.reason.txt").read_text()
     assert "caller" in (tmp_path / "failed" / "bad.vtt.reason.txt").read_text()
     assert connector.failed == 2
+
+
+def test_a_file_that_breaks_the_parser_in_any_way_is_quarantined(tmp_path):
+    (tmp_path / "call.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\nS1: hello\n")
+    (tmp_path / "call.meta.json").write_text('{"caller": "+1555", "speakers": ["not", "a", "mapping"]}')
+    connector = DropFolderConnector(DropFolderConfig(path=str(tmp_path)))
+    sink = RecordingSink()
+    asyncio.run(connector.scan_once(sink))
+    assert sink.envelopes == []
+    assert (tmp_path / "failed" / "call.srt.reason.txt").exists()
+    assert (tmp_path / "failed" / "call.meta.json").exists()
+
+
+def test_run_survives_a_failing_sink_and_takes_the_file_later(tmp_path):
+    shutil.copy(SAMPLES / "chat" / "telegram_el.json", tmp_path)
+
+    class DownThenUp(RecordingSink):
+        calls = 0
+
+        async def accept(self, envelopes):
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectionError("broker down")
+            await super().accept(envelopes)
+
+    async def scenario():
+        sink = DownThenUp()
+        stop = asyncio.Event()
+        task = asyncio.create_task(DropFolderConnector(DropFolderConfig(path=str(tmp_path), poll_interval_s=0.05))
+                                   .run(sink, stop))
+        while not sink.envelopes:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        return sink
+
+    sink = asyncio.run(scenario())
+    assert sink.calls >= 2 and sink.envelopes
+    assert (tmp_path / "done" / "telegram_el.json").exists()
