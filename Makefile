@@ -5,7 +5,7 @@ PIP := $(PYTHON) -m pip install -q --disable-pip-version-check
 .PHONY: demo test install install-test services stop-services lint unit integration bench
 
 demo: install            ## set up and run the sample set through the embedded pipeline
-	intake demo
+	$(PYTHON) -m pipeline.cli demo
 
 test: install-test services lint   ## set up, start Kafka + PostgreSQL, run every test
 	$(PYTHON) -m pytest
@@ -35,4 +35,4 @@ integration: services
 
 bench: services     ## the pipeline on Kafka + PostgreSQL; figures go to docs/benchmarks.md by hand
 	INTAKE_TRANSPORT=kafka INTAKE_STORE__URL=postgresql+psycopg://intake:intake@127.0.0.1:5432/intake \
-		intake bench --messages 20000 --json
+		$(PYTHON) -m pipeline.cli bench --messages 20000 --json
