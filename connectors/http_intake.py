@@ -7,6 +7,7 @@ request with the same Idempotency-Key (or the same message ids) stores nothing t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 from typing import Any
@@ -34,17 +35,28 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink) -> FastAPI:
                             idempotency_key: str | None = Header(default=None)) -> JSONResponse:
         if keys and not any(hmac.compare_digest(x_api_key or "", k) for k in keys):
             raise HTTPException(status_code=401, detail="missing or wrong X-Api-Key")
-        if idempotency_key and idempotency_key in seen:
-            return JSONResponse(seen[idempotency_key] | {"replayed": True}, status_code=202)
         body = await request.body()
+        digest = hashlib.sha256(body).hexdigest()
+        if idempotency_key and idempotency_key in seen:
+            if seen[idempotency_key]["body_sha256"] != digest:
+                raise HTTPException(status_code=422, detail="Idempotency-Key was used with a different body")
+            return JSONResponse(seen[idempotency_key] | {"replayed": True}, status_code=202)
         if len(body) > cfg.max_body_bytes:
             raise HTTPException(status_code=413, detail=f"body over {cfg.max_body_bytes} bytes")
         try:
             envelopes = parse_messages(body)
         except InputError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        await sink.accept(envelopes)
-        answer = {"accepted": len(envelopes), "envelope_ids": [e.envelope_id for e in envelopes]}
+        try:
+            await sink.accept(envelopes)
+        except InputError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        except Exception as exc:  # not accepted: the caller must retry (same Idempotency-Key is safe)
+            log.error("intake could not hand over %d messages: %r", len(envelopes), exc)
+            raise HTTPException(status_code=503, detail="temporarily unavailable, retry",
+                                headers={"Retry-After": "5"}) from exc
+        answer = {"accepted": len(envelopes), "envelope_ids": [e.envelope_id for e in envelopes],
+                  "body_sha256": digest}
         if idempotency_key:
             seen[idempotency_key] = answer
             if len(seen) > 10000:

@@ -38,3 +38,18 @@ def test_rejects_invalid_messages_with_the_field_named(envelope_dict):
     answer = http.post("/v1/messages", json=envelope_dict(channel="pigeon"))
     assert answer.status_code == 422 and "channel" in answer.json()["detail"]
     assert sink.envelopes == []
+
+
+def test_a_reused_idempotency_key_with_another_body_is_refused(envelope_dict):
+    http, sink = client(keys=())
+    headers = {"Idempotency-Key": "k-1"}
+    assert http.post("/v1/messages", json=envelope_dict(text="first"), headers=headers).status_code == 202
+    answer = http.post("/v1/messages", json=envelope_dict(text="second"), headers=headers)
+    assert answer.status_code == 422 and len(sink.envelopes) == 1
+
+
+def test_an_unavailable_sink_answers_503_and_stores_nothing(envelope_dict):
+    sink = RecordingSink(fail=True)
+    http = TestClient(build_app(HttpIntakeConfig(), sink))
+    answer = http.post("/v1/messages", json=envelope_dict())
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
