@@ -22,6 +22,29 @@ from tests.integration.kafka_helpers import group_lag, read_all
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
+@pytest.fixture
+def proxied_store(kafka_settings):
+    """The test database behind a TCP proxy the test can cut: (proxy, engine through it, stored count)."""
+    from sqlalchemy.engine import make_url
+
+    from tests.integration.tcp_proxy import TcpProxy
+
+    url = make_url(kafka_settings.store.url)
+    upgrade(kafka_settings.store.url)
+    direct = make_engine(kafka_settings.store.url)
+    proxy = TcpProxy((url.host, url.port or 5432)).start()
+    through_proxy = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+
+    def stored() -> int:
+        with direct.connect() as conn:
+            return conn.execute(select(func.count()).select_from(messages)).scalar()
+
+    yield proxy, through_proxy, stored
+    proxy.cut()
+    direct.dispose()
+    through_proxy.dispose()
+
+
 def envelope(i: int, customer: int, text: str | None = None) -> Envelope:
     return Envelope(channel="chat", account="telegram:@shop", message_id=f"m{i}", conversation_id=f"c{customer}",
                     sender=Sender(kind="telegram_user", id=str(customer)), received_at=datetime.now(UTC),
@@ -124,21 +147,9 @@ def test_concurrent_writers_store_each_message_once(pg_url):
         e.dispose()
 
 
-def test_database_outage_holds_offsets_and_recovers_on_its_own(kafka_settings):
-    from sqlalchemy.engine import make_url
-
-    from tests.integration.tcp_proxy import TcpProxy
-
+def test_database_outage_holds_offsets_and_recovers_on_its_own(kafka_settings, proxied_store):
     cfg = kafka_settings.kafka
-    url = make_url(kafka_settings.store.url)
-    upgrade(kafka_settings.store.url)
-    direct = make_engine(kafka_settings.store.url)
-    proxy = TcpProxy((url.host, url.port or 5432)).start()
-    through_proxy = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
-
-    def stored() -> int:
-        with direct.connect() as conn:
-            return conn.execute(select(func.count()).select_from(messages)).scalar()
+    proxy, through_proxy, stored = proxied_store
 
     async def scenario() -> tuple[int, int, int]:
         await ensure_topics(cfg)
@@ -173,9 +184,6 @@ def test_database_outage_holds_offsets_and_recovers_on_its_own(kafka_settings):
     stored_during, lag_during, lag_after = run(scenario())
     assert stored_during == 100 and lag_during == 200, "nothing may be committed while the database is away"
     assert stored() == 300 and lag_after == 0
-    proxy.cut()
-    direct.dispose()
-    through_proxy.dispose()
 
 
 def test_dead_letters_listed_and_reprocessed_through_the_cli(kafka_settings, tmp_path):
@@ -244,23 +252,11 @@ def test_same_text_again_joins_the_ticket_on_postgres(pg_url):
     engine.dispose()
 
 
-def test_stopping_during_an_outage_commits_nothing_past_what_was_stored(kafka_settings):
+def test_stopping_during_an_outage_commits_nothing_past_what_was_stored(kafka_settings, proxied_store):
     """SIGTERM while the database is away, the database back a moment later: a restarted runner
     must still find every message that was not stored (no offset committed past it)."""
-    from sqlalchemy.engine import make_url
-
-    from tests.integration.tcp_proxy import TcpProxy
-
     cfg = kafka_settings.kafka.model_copy(update={"batch_max_records": 50})
-    url = make_url(kafka_settings.store.url)
-    upgrade(kafka_settings.store.url)
-    direct = make_engine(kafka_settings.store.url)
-    proxy = TcpProxy((url.host, url.port or 5432)).start()
-    through_proxy = make_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
-
-    def stored() -> int:
-        with direct.connect() as conn:
-            return conn.execute(select(func.count()).select_from(messages)).scalar()
+    proxy, through_proxy, stored = proxied_store
 
     async def runner_until(stop: asyncio.Event) -> None:
         processor = Processor(kafka_settings, through_proxy)
@@ -298,9 +294,6 @@ def test_stopping_during_an_outage_commits_nothing_past_what_was_stored(kafka_se
     run(scenario())
     assert stored() == 300
     assert run(group_lag(cfg, cfg.topics.raw, cfg.group_id)) == 0
-    proxy.cut()
-    direct.dispose()
-    through_proxy.dispose()
 
 
 def test_concurrent_writers_for_the_same_customers_lose_no_update(pg_url):
