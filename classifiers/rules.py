@@ -211,10 +211,6 @@ class RuleClassifier:
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
 
-    @property
-    def languages(self) -> list[str]:
-        return sorted(self._by_lang)
-
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:
         rules = self._by_lang.get(lang, self._fallback)

@@ -57,7 +57,6 @@ class SlaConfig(_Frozen):
 
 
 class PipelineConfig(_Frozen):
-    languages: tuple[str, ...] = ("en", "vi", "zh", "ru", "el")
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_attempts: int = Field(default=3, ge=1)
     stage_workers: int = Field(default=1, ge=0, description="processes for the per-message stages (kafka mode)")

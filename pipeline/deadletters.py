@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -39,14 +38,6 @@ class DeadLetter:
         h = {k: v.decode(errors="replace") for k, v in headers}
         return cls(payload, h.get("stage", "?"), h.get("error", ""), h.get("error_class", ""),
                    int(h.get("attempts", "1") or 1), h.get("source", ""), id, created_at)
-
-
-class DeadLetterQueue(Protocol):
-    def list(self, limit: int = 100) -> list[DeadLetter]: ...
-
-    def get(self, ids: list[str]) -> list[DeadLetter]: ...
-
-    def mark_reprocessed(self, ids: list[str]) -> None: ...
 
 
 class SqlDeadLetterQueue:

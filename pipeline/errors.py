@@ -1,7 +1,11 @@
-"""Three kinds of error, mapped once at the boundary: fatal, retriable, skippable.
+"""Errors, mapped once at the boundary into three kinds:
 
-Callers check `retriable`: a retriable error leaves offsets and cursors where they are and is
-tried again with backoff; a skippable one sends the message to the dead letters with its reason.
+- retriable (`RetriableError`, or a broker error): a service is away; offsets and cursors stay where
+  they are and the work is tried again with backoff;
+- skippable: the message itself is bad; it becomes a dead letter with its reason
+  (`connectors.base.InputError` for input a connector cannot turn into an envelope);
+- fatal: anything else (an invalid configuration is `pipeline.config.ConfigError`); the process
+  stops with the reason, and the uncommitted work is redelivered to the next one.
 """
 
 from __future__ import annotations
@@ -9,27 +13,8 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 
-class IntakeError(Exception):
-    retriable = False
-
-
-class FatalError(IntakeError):
-    """Stop the process: configuration or programming error that retrying cannot fix."""
-
-
-class RetriableError(IntakeError):
+class RetriableError(Exception):
     """A service is unavailable for now (database, broker); retry with backoff."""
-
-    retriable = True
-
-
-class SkippableError(IntakeError):
-    """This message cannot be processed; dead-letter it and go on."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(f"{stage}: {reason}")
-        self.stage = stage
-        self.reason = reason
 
 
 def is_unavailable(exc: BaseException) -> bool:
