@@ -102,7 +102,8 @@ class Processor:
         cfg = settings.pipeline
         self.max_bytes = cfg.max_message_bytes
         self.max_attempts = cfg.max_attempts
-        self.stages: list[Stage] = [
+        # With stage workers the models live in the workers only: loading them here too costs start-up and memory.
+        self.stages: list[Stage] = [] if stage_workers > 0 else [
             NormaliseStage(),
             LanguageStage(detector or LanguageDetector()),
             ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
@@ -254,7 +255,8 @@ class Processor:
                 if is_unavailable(exc):
                     raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
                 if attempt == self.max_attempts or not is_conflict(exc):
-                    record = RawRecord(item.envelope.model_dump_json().encode(), item.source, item.attempts)
+                    record = RawRecord(item.payload or item.envelope.model_dump_json().encode(), item.source,
+                                       item.attempts)
                     result.dead_letters.append(self._dead(record, "ticket", exc, attempts=attempt))
                     return
 

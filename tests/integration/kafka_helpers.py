@@ -47,3 +47,14 @@ async def group_lag(cfg: KafkaConfig, topic: str, group: str) -> int:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def until(predicate, timeout_s: float = 60.0, interval_s: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it holds or the time is up; returns whether it held."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(interval_s)
+    return True

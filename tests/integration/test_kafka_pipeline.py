@@ -17,7 +17,7 @@ from pipeline.store.database import make_engine, upgrade
 from pipeline.store.schema import messages, ticket_events, tickets
 from pipeline.transport.kafka import KafkaPublisher, ensure_topics, make_producer
 from tests.integration.conftest import run
-from tests.integration.kafka_helpers import group_lag, read_all
+from tests.integration.kafka_helpers import group_lag, read_all, until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -162,17 +162,13 @@ def test_database_outage_holds_offsets_and_recovers_on_its_own(kafka_settings, p
         runner = asyncio.create_task(PipelineRunner(cfg, processor, producer).run(stop))
         try:
             await publisher.accept([envelope(i, i % 10) for i in range(100)])
-            while stored() < 100:
-                await asyncio.sleep(0.2)
+            await until(lambda: stored() >= 100)
             proxy.cut()
             await publisher.accept([envelope(i, i % 10) for i in range(100, 300)])
             await asyncio.sleep(4)
             during = stored(), await group_lag(cfg, cfg.topics.raw, cfg.group_id)
             proxy.start()
-            for _ in range(300):
-                if stored() == 300:
-                    break
-                await asyncio.sleep(0.2)
+            await until(lambda: stored() == 300)
             stop.set()
             await runner
             return *during, await group_lag(cfg, cfg.topics.raw, cfg.group_id)
@@ -282,10 +278,7 @@ def test_stopping_during_an_outage_commits_nothing_past_what_was_stored(kafka_se
             await first
             second_stop = asyncio.Event()
             second = asyncio.create_task(runner_until(second_stop))
-            for _ in range(300):
-                if stored() == 300:
-                    break
-                await asyncio.sleep(0.2)
+            await until(lambda: stored() == 300)
             second_stop.set()
             await second
         finally:
