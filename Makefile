@@ -19,6 +19,7 @@ install-test:
 services:
 	bash deploy/kafka.sh start
 	bash deploy/postgres.sh start
+	bash deploy/dovecot.sh install
 
 stop-services:
 	bash deploy/kafka.sh stop

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from connectors.metrics import ConnectorMetrics
 from pipeline.envelope import Envelope
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -30,8 +38,43 @@ class Connector(abc.ABC):
         """Release resources; called once after `run` returns."""
 
 
+class HttpRoutes(Protocol):
+    """A channel that receives over HTTP (webhooks, transcript uploads): its routes are mounted on
+    the shared intake server; every route answers 2xx only after `sink.accept` returned."""
+
+    name: str
+    metrics: ConnectorMetrics
+
+    def router(self, sink: Sink) -> APIRouter: ...
+
+
 class InputError(ValueError):
     """The input cannot become an envelope (malformed file, bad JSON); skip it with this reason."""
+
+
+async def deliver(sink: Sink, envelopes: Sequence[Envelope], stop: asyncio.Event, metrics: ConnectorMetrics,
+                  max_backoff_s: float = 30.0) -> bool:
+    """Hand envelopes to the sink, retrying transient failures with backoff (the connector reads
+    nothing more meanwhile: backpressure, not loss). True once accepted; False if stop came first.
+    `InputError` (the sink refuses these envelopes for good) propagates to the caller."""
+    backoff = 0.2
+    while True:
+        try:
+            await sink.accept(envelopes)
+        except InputError:
+            raise
+        except Exception as exc:
+            metrics.error(exc)
+            if stop.is_set():
+                return False
+            log.warning("%s: sink did not accept %d messages (%r); retrying in %.1f s",
+                        metrics.connector, len(envelopes), exc, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+            continue
+        metrics.accepted(len(envelopes))
+        return True
 
 
 class _Frozen(BaseModel):

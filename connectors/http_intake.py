@@ -10,25 +10,57 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from connectors.base import Connector, HttpIntakeConfig, InputError, Sink
+from connectors.base import Connector, HttpIntakeConfig, HttpRoutes, InputError, Sink
 from connectors.json_messages import parse_messages
+from connectors.metrics import ConnectorMetrics, PrometheusCollector
+from pipeline.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
 
-def build_app(cfg: HttpIntakeConfig, sink: Sink) -> FastAPI:
+async def hand_over(sink: Sink, envelopes: Sequence[Envelope], metrics: ConnectorMetrics) -> None:
+    """Accept for an HTTP caller, or answer so it knows what to do: 422 when the messages are
+    refused for good, 503 with Retry-After when they were not accepted and a retry will do."""
+    metrics.received += len(envelopes)
+    try:
+        await sink.accept(envelopes)
+    except InputError as exc:
+        metrics.rejected += 1
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    except Exception as exc:
+        metrics.error(exc)
+        log.error("%s could not hand over %d messages: %r", metrics.connector, len(envelopes), exc)
+        raise HTTPException(status_code=503, detail="temporarily unavailable, retry",
+                            headers={"Retry-After": "5"}) from exc
+    metrics.accepted(len(envelopes))
+
+
+def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = (),
+              metrics: ConnectorMetrics | None = None) -> FastAPI:
+    """The intake server: POST /v1/messages, the routes of every HTTP channel, /healthz, /metrics."""
     app = FastAPI(title="Omnintake HTTP intake", version="1")
+    metrics = metrics or ConnectorMetrics("http_intake")
+    for route in routes:
+        app.include_router(route.router(sink))
+    registry = CollectorRegistry()
+    registry.register(PrometheusCollector())
     keys = [k.get_secret_value() for k in cfg.api_keys]
     seen: dict[str, dict[str, Any]] = {}
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/messages", status_code=202)
     async def post_messages(request: Request, x_api_key: str | None = Header(default=None),
@@ -46,15 +78,9 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink) -> FastAPI:
         try:
             envelopes = parse_messages(body)
         except InputError as exc:
+            metrics.rejected += 1
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        try:
-            await sink.accept(envelopes)
-        except InputError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        except Exception as exc:  # not accepted: the caller must retry (same Idempotency-Key is safe)
-            log.error("intake could not hand over %d messages: %r", len(envelopes), exc)
-            raise HTTPException(status_code=503, detail="temporarily unavailable, retry",
-                                headers={"Retry-After": "5"}) from exc
+        await hand_over(sink, envelopes, metrics)
         answer = {"accepted": len(envelopes), "envelope_ids": [e.envelope_id for e in envelopes],
                   "body_sha256": digest}
         if idempotency_key:
@@ -69,14 +95,16 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink) -> FastAPI:
 class HttpIntakeConnector(Connector):
     name = "http_intake"
 
-    def __init__(self, cfg: HttpIntakeConfig) -> None:
+    def __init__(self, cfg: HttpIntakeConfig, routes: Sequence[HttpRoutes] = ()) -> None:
         self.cfg = cfg
+        self.routes = list(routes)
+        self.metrics = ConnectorMetrics(self.name)
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         import uvicorn
 
-        config = uvicorn.Config(build_app(self.cfg, sink), host=self.cfg.host, port=self.cfg.port,
-                                log_level="warning", lifespan="off")
+        app = build_app(self.cfg, sink, self.routes, self.metrics)
+        config = uvicorn.Config(app, host=self.cfg.host, port=self.cfg.port, log_level="warning", lifespan="off")
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign] - the service owns signals
         serving = asyncio.create_task(server.serve())
