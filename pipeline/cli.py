@@ -161,18 +161,21 @@ def email() -> None:
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def email_parse(files: tuple[str, ...], as_json: bool) -> None:
-    """Parse .eml files as the email connector does; one JSON line per file."""
+    """Parse .eml files as the email connector does; one JSON line per file (exit 0 even if some fail)."""
     from connectors.email_mime import parse_email
 
     for name in files:
+        out: dict[str, object] = {"file": name, "ok": False, "error": None}
         try:
             env = parse_email(Path(name).read_bytes(), "cli", Path(name).resolve().as_uri())
             text = f"{env.subject or ''}\n{env.text}"
-            out = {"file": name, "ok": True, "from": env.sender.id, "subject": env.subject,
-                   "message_id": env.message_id, "replacement_chars": text.count("\ufffd"),
-                   "attachments": len(env.attachments), "text": env.customer_text}
+            out |= {"ok": True, "from": env.sender.id, "subject": env.subject, "message_id": env.message_id,
+                    "charset": env.metadata.get("charset"), "text": env.text, "new_text": env.customer_text,
+                    "is_auto_reply": "auto_reply" in env.metadata, "auto_reply": env.metadata.get("auto_reply"),
+                    "replacement_chars": text.count("\ufffd"), "attachments": len(env.attachments),
+                    "defects": env.metadata.get("defects"), "mojibake": env.metadata.get("mojibake")}
         except Exception as exc:
-            out = {"file": name, "ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+            out["error"] = f"{exc.__class__.__name__}: {exc}"
         click.echo(json.dumps(out, ensure_ascii=False) if as_json else f"{out['ok']}\t{name}")
 
 
