@@ -15,25 +15,26 @@ from pathlib import Path
 from connectors.base import Connector, DropFolderConfig, InputError, Sink
 from connectors.email_mime import parse_email
 from connectors.json_messages import parse_messages
-from connectors.transcripts import parse_transcript_file
+from connectors.transcript_formats import looks_like_transcript
+from connectors.transcripts import FORMATS, parse_transcript_file
 from pipeline.envelope import Envelope
 
 log = logging.getLogger(__name__)
-SUFFIXES = {".eml", ".vtt", ".srt", ".json"}
+SUFFIXES = {".eml", *FORMATS}
 
 
 def parse_file(path: Path, account: str) -> list[Envelope]:
     suffix = path.suffix.lower()
     if suffix == ".eml":
         return [parse_email(path.read_bytes(), account, path.as_uri())]
-    if suffix in (".vtt", ".srt"):
+    if suffix in FORMATS and suffix != ".json":
         return [parse_transcript_file(path)]
     raw = path.read_bytes()
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and "segments" in data:
+    if looks_like_transcript(data):
         return [parse_transcript_file(path)]
     return parse_messages(raw, path.as_uri())
 

@@ -180,6 +180,32 @@ def email_parse(files: tuple[str, ...], as_json: bool) -> None:
 
 
 @main.group()
+def transcript() -> None:
+    """Call-transcript parsing."""
+
+
+@transcript.command("parse")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def transcript_parse(files: tuple[str, ...], as_json: bool) -> None:
+    """Parse transcript files as the phone connector does; one JSON line per file."""
+    from dataclasses import asdict
+
+    from connectors.transcripts import read_transcript, to_envelope
+
+    for name in files:
+        try:
+            parsed = read_transcript(Path(name))
+            env = to_envelope(parsed, Path(name).resolve().as_uri(), Path(name).stem)
+            out = {"file": name, "ok": True, "error": None, "format": parsed.format, "call_id": env.message_id,
+                   "caller": env.sender.id, "roles_from": parsed.role_source, "customer_text": env.customer_text,
+                   "segments": [asdict(s) for s in parsed.segments]}
+        except Exception as exc:
+            out = {"file": name, "ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+        click.echo(json.dumps(out, ensure_ascii=False) if as_json else f"{out['ok']}\t{name}\t{out.get('error') or ''}")
+
+
+@main.group()
 def schema() -> None:
     """Published JSON Schemas."""
 

@@ -34,14 +34,14 @@ def test_files_move_to_done_only_after_acceptance(tmp_path):
 
 def test_a_bad_file_is_quarantined_with_its_reason_and_the_rest_flows(tmp_path):
     (tmp_path / "broken.json").write_text("{ nope")
-    (tmp_path / "bad.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\n<v Customer>no caller\n")
+    (tmp_path / "bad.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\n<v Customer>hi\n\n<v Customer>no timing\n")
     shutil.copy(SAMPLES / "email" / sorted(p.name for p in (SAMPLES / "email").glob("*.eml"))[0], tmp_path)
     connector = DropFolderConnector(DropFolderConfig(path=str(tmp_path)))
     sink = RecordingSink()
     asyncio.run(connector.scan_once(sink))
     assert len(sink.envelopes) == 1
     assert "not valid JSON" in (tmp_path / "failed" / "broken.json.reason.txt").read_text()
-    assert "caller" in (tmp_path / "failed" / "bad.vtt.reason.txt").read_text()
+    assert "cue 2 has no timing line" in (tmp_path / "failed" / "bad.vtt.reason.txt").read_text()
     assert connector.failed == 2
 
 
