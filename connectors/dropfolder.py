@@ -12,9 +12,10 @@ import json
 import logging
 from pathlib import Path
 
-from connectors.base import Connector, DropFolderConfig, InputError, Sink
+from connectors.base import Connector, DropFolderConfig, InputError, Sink, deliver
 from connectors.email_mime import parse_email
 from connectors.json_messages import parse_messages
+from connectors.metrics import ConnectorMetrics
 from connectors.transcript_formats import looks_like_transcript
 from connectors.transcripts import FORMATS, parse_transcript_file
 from pipeline.envelope import Envelope
@@ -51,36 +52,44 @@ class DropFolderConnector(Connector):
     def __init__(self, cfg: DropFolderConfig) -> None:
         self.cfg = cfg
         self.root = Path(cfg.path)
-        self.accepted = 0
-        self.failed = 0
+        self.metrics = ConnectorMetrics(self.name)
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         while not stop.is_set():
             try:
-                await self.scan_once(sink)
-            except Exception as exc:  # the sink is unavailable: files stay, the next scan retries
-                log.error("drop folder: %r; files stay in %s for the next scan", exc, self.root)
+                await self.scan_once(sink, stop)
+            except Exception as exc:  # the folder itself failed (disk, permissions): retry on the next scan
+                self.metrics.error(exc)
+                log.error("drop folder %s: %r; retrying on the next scan", self.root, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.poll_interval_s)
 
-    async def scan_once(self, sink: Sink) -> int:
-        """Hand every pending file to the sink; raise (leaving it in place) if the sink fails."""
+    async def scan_once(self, sink: Sink, stop: asyncio.Event | None = None) -> int:
+        """Hand pending files to the sink one by one, until done or stopped. A file moves to `done/`
+        only once accepted; while the sink fails, `deliver` retries and the scan waits."""
+        stop = stop or asyncio.Event()
         taken = 0
-        for path in await asyncio.to_thread(pending_files, self.root):
+        files = await asyncio.to_thread(pending_files, self.root)
+        for left, path in zip(range(len(files), 0, -1), files, strict=True):
+            if stop.is_set():
+                break
+            self.metrics.lag = left
             try:
                 envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account)
             except Exception as exc:  # whatever a file does to the parser, it is that file's fault
                 await asyncio.to_thread(self._move, path, "failed", f"{exc.__class__.__name__}: {exc}")
                 continue
+            self.metrics.received += len(envelopes)
             try:
-                await sink.accept(envelopes)
+                if not await deliver(sink, envelopes, stop, self.metrics):
+                    break  # stopped while the sink was down: the file stays for the next run
             except InputError as exc:  # the sink refuses these envelopes for good (too large, ...)
                 await asyncio.to_thread(self._move, path, "failed", f"refused: {exc}")
                 continue
             await asyncio.to_thread(self._move, path, "done")
             taken += len(envelopes)
-        self.accepted += taken
+        self.metrics.lag = 0 if not stop.is_set() else self.metrics.lag
         return taken
 
     def _move(self, path: Path, where: str, reason: str | None = None) -> None:
@@ -92,6 +101,6 @@ class DropFolderConnector(Connector):
                 file.replace(target_dir / file.name)
                 moved.append(file.name)
         if reason:
-            self.failed += 1
+            self.metrics.rejected += 1
             (target_dir / f"{path.name}.reason.txt").write_text(reason + "\n", encoding="utf-8")
             log.warning("quarantined %s: %s", path, reason)
