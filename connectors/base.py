@@ -94,8 +94,3 @@ class HttpIntakeConfig(_Frozen):
     port: int = Field(default=8088, ge=0, le=65535)
     api_keys: tuple[SecretStr, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-
-
-class ConnectorsConfig(_Frozen):
-    dropfolder: DropFolderConfig = DropFolderConfig()
-    http_intake: HttpIntakeConfig = HttpIntakeConfig()

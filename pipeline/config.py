@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from connectors.base import ConnectorsConfig
+from connectors.registry import ConnectorsConfig
 
 ENV_PREFIX = "INTAKE_"
 

@@ -42,7 +42,7 @@ async def run_demo(samples: Path | None = None) -> dict[str, Any]:
             sink = EmbeddedSink(Processor(settings, engine), SqlDeadLetterQueue(engine))
             connector = DropFolderConnector(DropFolderConfig(path=str(inbox)))
             accepted = await connector.scan_once(sink)
-            return _report(engine, accepted, connector.failed, sink)
+            return _report(engine, accepted, connector.metrics.rejected, sink)
         finally:
             engine.dispose()
 

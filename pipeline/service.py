@@ -12,27 +12,16 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from connectors.base import Connector
-from connectors.dropfolder import DropFolderConnector
-from connectors.http_intake import HttpIntakeConnector
+from connectors.registry import enabled_connectors
 from pipeline.config import Settings
 from pipeline.deadletters import SqlDeadLetterQueue
 from pipeline.embedded import EmbeddedSink
 from pipeline.processor import Processor
 from pipeline.relay import JsonlEventTarget, KafkaEventTarget, OutboxRelay
+from pipeline.store.cursors import SqlCursorStore
 from pipeline.store.database import make_engine, upgrade
 
 log = logging.getLogger(__name__)
-
-
-def enabled_connectors(settings: Settings) -> list[Connector]:
-    cfg = settings.connectors
-    found: list[Connector] = []
-    if cfg.dropfolder.enabled:
-        found.append(DropFolderConnector(cfg.dropfolder))
-    if cfg.http_intake.enabled:
-        found.append(HttpIntakeConnector(cfg.http_intake))
-    return found
 
 
 async def retry_until(action: Callable[[], Awaitable[None]], what: str, stop: asyncio.Event) -> bool:
@@ -61,7 +50,7 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
     await asyncio.to_thread(upgrade, settings.store.url)
     workers = settings.pipeline.stage_workers if settings.transport == "kafka" else 0
     processor = Processor(settings, engine, stage_workers=workers)
-    connectors = enabled_connectors(settings)
+    connectors = enabled_connectors(settings.connectors, SqlCursorStore(engine))
     tasks: list[asyncio.Task[None]] = []
     producer = None
     if settings.transport == "embedded":

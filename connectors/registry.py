@@ -1,0 +1,34 @@
+"""Which connectors exist, their config section under `connectors:`, and building the enabled ones.
+
+HTTP channels (transcript uploads, webhooks) are routes on the one intake server, so enabling any
+of them serves it even when `http_intake` itself (POST /v1/messages) is off.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from connectors.base import Connector, DropFolderConfig, HttpIntakeConfig, HttpRoutes
+from connectors.cursors import CursorStore
+from connectors.dropfolder import DropFolderConnector
+from connectors.http_intake import HttpIntakeConnector
+from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
+
+
+class ConnectorsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    dropfolder: DropFolderConfig = DropFolderConfig()
+    http_intake: HttpIntakeConfig = HttpIntakeConfig()
+    transcripts: TranscriptsConfig = TranscriptsConfig()
+
+
+def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Connector]:
+    found: list[Connector] = []
+    if cfg.dropfolder.enabled:
+        found.append(DropFolderConnector(cfg.dropfolder))
+    routes: list[HttpRoutes] = []
+    if cfg.transcripts.enabled:
+        routes.append(TranscriptRoutes(cfg.transcripts))
+    if cfg.http_intake.enabled or routes:
+        found.append(HttpIntakeConnector(cfg.http_intake, routes))
+    return found
