@@ -1,10 +1,14 @@
+import asyncio
 import json
+import socket
 
+import httpx
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from connectors.base import HttpIntakeConfig
-from connectors.http_intake import build_app
+from connectors.http_intake import HttpIntakeConnector, build_app
+from tests.connectors.conformance import restart_mid_stream
 from tests.connectors.test_dropfolder import RecordingSink
 
 
@@ -53,3 +57,52 @@ def test_an_unavailable_sink_answers_503_and_stores_nothing(envelope_dict):
     http = TestClient(build_app(HttpIntakeConfig(), sink))
     answer = http.post("/v1/messages", json=envelope_dict())
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def post_until_accepted(client: httpx.AsyncClient, url: str, body: list[dict], key: str) -> None:
+    """What a well-behaved caller does: retry on 503 and on a refused connection, same Idempotency-Key."""
+    while True:
+        try:
+            answer = await client.post(url, json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError:
+            await asyncio.sleep(0.02)
+            continue
+        if answer.status_code == 202:
+            return
+        assert answer.status_code == 503, answer.text
+        await asyncio.sleep(0.01)
+
+
+def test_conformance_server_restarted_mid_stream_of_5000_messages(envelope_dict):
+    port = free_port()
+    batches = [[envelope_dict(channel="web", text=f"form {b}-{i}", customer=f"c{i}") for i in range(50)]
+               for b in range(100)]
+    expected = {f"web:{m['account']}:{m['message_id']}" for batch in batches for m in batch}
+
+    async def feed():
+        async with httpx.AsyncClient(timeout=10) as client:
+            for number, batch in enumerate(batches):
+                await post_until_accepted(client, f"http://127.0.0.1:{port}/v1/messages", batch, f"batch-{number}")
+
+    def make():
+        return HttpIntakeConnector(HttpIntakeConfig(port=port))
+
+    report = asyncio.run(restart_mid_stream(make, expected, feed=feed, restarts=3, seed=11))
+    report.assert_exactly_once()
+    assert report.sink_failures > 0
+    assert len(report.stops) == 4 and all(0 < n < 5000 for n in report.stops[:3]), report.stops
+
+
+def test_metrics_endpoint_exposes_every_connector(envelope_dict):
+    http, _ = client(keys=())
+    assert http.post("/v1/messages", json=envelope_dict(channel="web")).status_code == 202
+    text = http.get("/metrics").text
+    name = 'omnintake_connector_published_total{connector="http_intake"}'
+    published = [line for line in text.splitlines() if line.startswith(name)]
+    assert published and float(published[0].split()[-1]) >= 1
