@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError, for_code
 
-from connectors.base import InputError
 from pipeline.config import KafkaConfig
 from pipeline.deadletters import DeadLetter
 from pipeline.envelope import Envelope
@@ -57,11 +56,14 @@ def make_producer(cfg: KafkaConfig) -> AIOKafkaProducer:
 
 
 class KafkaPublisher:
-    """The Sink connectors use in Kafka mode: `accept` returns once every envelope is acknowledged."""
+    """The Sink connectors use in Kafka mode: `accept` returns once every envelope is acknowledged.
+    An envelope too large for the broker goes to the dead-letter topic with the reason (kept
+    truncated), so one huge message neither blocks its channel nor takes its neighbours with it."""
 
     def __init__(self, cfg: KafkaConfig, producer: AIOKafkaProducer | None = None) -> None:
         self.topic = cfg.topics.raw
         self.producer = producer or make_producer(cfg)
+        self.dead_letters = KafkaDeadLetterQueue(cfg)
         self._owns = producer is None
 
     async def start(self) -> None:
@@ -73,13 +75,18 @@ class KafkaPublisher:
             await self.producer.stop()
 
     async def accept(self, envelopes: Sequence[Envelope]) -> None:
-        futures = []
+        futures, too_large = [], []
         for e in envelopes:
+            payload = e.model_dump_json().encode()
             try:
-                futures.append(await self.producer.send(self.topic, e.model_dump_json().encode(), key=e.partition_key))
+                futures.append(await self.producer.send(self.topic, payload, key=e.partition_key))
             except MessageSizeTooLargeError as exc:
-                raise InputError(f"message {e.message_id} is too large for the broker: {exc}") from exc
+                too_large.append(DeadLetter(payload, "publish", f"{len(payload)} bytes: too large for the broker "
+                                            f"({exc})", "MessageSizeTooLargeError", 1, e.delivery_key))
         await asyncio.gather(*futures)
+        if too_large:
+            log.warning("%d envelopes too large for the broker went to the dead-letter topic", len(too_large))
+            await self.dead_letters.put(self.producer, too_large)
 
 
 class KafkaDeadLetterQueue:
