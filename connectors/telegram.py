@@ -1,0 +1,283 @@
+"""Telegram bot chats: long polling with `telegram.Bot.get_updates`, or a webhook on the intake server.
+
+Polling moves the offset (last accepted update_id + 1) into the cursor store only after the sink
+accepted the batch; the next getUpdates sends it, which is what confirms the updates to Telegram.
+Until then Telegram keeps them, so a crash reads the unacknowledged tail again (harmless: same
+delivery keys). ptb's `Application`/`Updater` is not used: it confirms before our sink has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from telegram import Bot, Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from connectors.base import Connector, InputError, Sink, deliver
+from connectors.cursors import CursorStore
+from connectors.http_intake import hand_over
+from connectors.metrics import ConnectorMetrics
+from connectors.telegram_updates import Skip, to_envelope
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+UpdateType = Literal["message", "edited_message", "channel_post", "edited_channel_post"]
+WEBHOOK_PATH = "/webhooks/telegram"
+
+
+class TelegramConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    token: SecretStr = Field(description="bot token from @BotFather, <bot id>:<secret>")
+    base_url: str = Field(default="https://api.telegram.org/bot", description="the token is appended")
+    mode: Literal["polling", "webhook"] = "polling"
+    account: str = Field(default="telegram", min_length=1, description="envelope account, e.g. telegram:@shop_bot")
+    # a support intake wants what customers write and what they correct; channel posts are the
+    # business's own broadcasts, so they are opt-in
+    allowed_updates: tuple[UpdateType, ...] = ("message", "edited_message")
+    poll_timeout_s: int = Field(default=30, ge=0, le=600, description="long-polling wait per getUpdates")
+    batch_limit: int = Field(default=100, ge=1, le=100, description="getUpdates limit (Telegram's max is 100)")
+    request_timeout_s: float = Field(default=10.0, gt=0,
+                                     description="HTTP read timeout; getUpdates gets poll_timeout_s on top")
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=60.0, gt=0)
+    webhook_url: str | None = Field(default=None, description="public HTTPS URL to register with setWebhook")
+    webhook_secret: SecretStr | None = Field(default=None, description="X-Telegram-Bot-Api-Secret-Token")
+
+    @model_validator(mode="after")
+    def _check(self) -> TelegramConfig:
+        bot_id, _, secret = self.token.get_secret_value().partition(":")
+        if not (bot_id.isdigit() and secret):
+            raise ValueError("token: expected <bot id>:<secret> as @BotFather gives it")
+        if self.mode == "webhook" and self.webhook_secret is None:
+            raise ValueError("webhook_secret: required in webhook mode (Telegram sends it in every request)")
+        if self.webhook_secret is not None:
+            value = self.webhook_secret.get_secret_value()
+            if not (1 <= len(value) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)):
+                raise ValueError("webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return self
+
+    @property
+    def bot_id(self) -> str:
+        return self.token.get_secret_value().split(":", 1)[0]
+
+
+def make_bot(cfg: TelegramConfig) -> Bot:
+    timeouts = {"read_timeout": cfg.request_timeout_s, "write_timeout": cfg.request_timeout_s,
+                "connect_timeout": cfg.request_timeout_s, "pool_timeout": cfg.request_timeout_s}
+    # ptb's get_updates adds the long-poll `timeout` to this read timeout, so the HTTP read always
+    # outlasts Telegram's wait (a read timeout shorter than the poll would fail every idle poll)
+    return Bot(cfg.token.get_secret_value(), base_url=cfg.base_url,
+               request=HTTPXRequest(connection_pool_size=4, **timeouts),
+               get_updates_request=HTTPXRequest(connection_pool_size=1, **timeouts))
+
+
+class TelegramConnector(Connector):
+    """Polling mode reads getUpdates; webhook mode only registers the webhook (the updates arrive
+    through `TelegramWebhookRoutes` on the intake server) and waits."""
+
+    name = "telegram"
+
+    def __init__(self, cfg: TelegramConfig, cursors: CursorStore, bot: Bot | None = None) -> None:
+        self.cfg = cfg
+        self.cursors = cursors
+        self.bot = bot or make_bot(cfg)
+        self.metrics = ConnectorMetrics(self.name)
+        self.cursor_key = f"offset:{cfg.bot_id}"
+        # lag stays 0: the Bot API does not say how many updates wait behind a getUpdates answer
+
+    async def run(self, sink: Sink, stop: asyncio.Event) -> None:
+        if self.cfg.mode == "webhook":
+            if self.cfg.webhook_url:
+                await self._retrying(lambda: register_webhook(self.bot, self.cfg), stop)
+            await stop.wait()
+            return
+        saved = self.cursors.load(self.name, self.cursor_key)
+        offset = int(saved) if saved else None
+        log.info("telegram: long polling as bot %s from offset %s", self.cfg.bot_id, offset)
+        while not stop.is_set():
+            updates = await self._retrying(lambda o=offset: self._fetch(o), stop)
+            if updates is None:
+                return
+            if not updates:
+                continue
+            if not await self._hand_over(sink, updates, stop):
+                return  # stopped before the sink took them: Telegram keeps them for the next run
+            offset = updates[-1].update_id + 1
+            self.cursors.save(self.name, self.cursor_key, str(offset))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):  # nothing to release if it never connected
+            await self.bot.shutdown()
+
+    async def _fetch(self, offset: int | None) -> tuple[Update, ...]:
+        await self.bot.initialize()  # a no-op once done; here so a failure is retried like any other
+        return await self.bot.get_updates(offset=offset, timeout=self.cfg.poll_timeout_s,
+                                          limit=self.cfg.batch_limit, allowed_updates=list(self.cfg.allowed_updates))
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T | None:
+        """Run a Bot API call until it succeeds; None if stop came first. Telegram's 429 is waited
+        out exactly as long as it asks; network errors, 5xx and conflicts back off."""
+        backoff = self.cfg.retry_initial_s
+        while not stop.is_set():
+            try:
+                return await _unless_stopped(call(), stop)
+            except _Stopped:
+                return None
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc)
+                self.metrics.error(exc)
+                log.warning("telegram: flood control, Telegram asks to retry after %.0f s", wait)
+                await _sleep(stop, wait)
+                continue
+            except InvalidToken:
+                log.error("telegram: the bot token was refused; fix connectors.telegram.token")
+                raise
+            except Conflict as exc:
+                log.error("telegram: getUpdates conflict: %s. Another process polls this bot, or a webhook is "
+                          "set (deleteWebhook, or run in webhook mode); retrying in %.0f s", exc.message, backoff)
+                self.metrics.error(exc)
+            except (NetworkError, TelegramError) as exc:  # NetworkError covers timeouts and 5xx
+                log.warning("telegram: %r; retrying in %.1f s", exc, backoff)
+                self.metrics.error(exc)
+            await _sleep(stop, backoff)
+            backoff = min(backoff * 2, self.cfg.retry_max_s)
+        return None
+
+    async def _hand_over(self, sink: Sink, updates: Sequence[Update], stop: asyncio.Event) -> bool:
+        envelopes = []
+        for update in updates:
+            try:
+                result = to_envelope(update, self.cfg.account)
+            except Exception as exc:  # whatever one update does to the mapping, it is that update's fault
+                self.metrics.rejected += 1
+                self.metrics.error(exc)
+                log.error("telegram: update %d could not be mapped and is skipped: %r", update.update_id, exc)
+                continue
+            if isinstance(result, Skip):
+                log.info("telegram: update %d skipped: %s", update.update_id, result.reason)
+            else:
+                envelopes.append(result)
+        if not envelopes:
+            return True
+        self.metrics.received += len(envelopes)
+        try:
+            return await deliver(sink, envelopes, stop, self.metrics)
+        except InputError:  # refused for good: find which, keep the rest
+            for envelope in envelopes:
+                try:
+                    if not await deliver(sink, [envelope], stop, self.metrics):
+                        return False
+                except InputError as exc:
+                    self.metrics.rejected += 1
+                    log.error("telegram: %s refused by the sink: %s", envelope.delivery_key, exc)
+            return True
+
+
+async def register_webhook(bot: Bot, cfg: TelegramConfig) -> bool:
+    """setWebhook with the secret Telegram must echo in X-Telegram-Bot-Api-Secret-Token."""
+    if not cfg.webhook_url or cfg.webhook_secret is None:
+        raise ValueError("webhook_url and webhook_secret are needed to register a webhook")
+    await bot.initialize()
+    done = await bot.set_webhook(url=cfg.webhook_url, secret_token=cfg.webhook_secret.get_secret_value(),
+                                 allowed_updates=list(cfg.allowed_updates))
+    log.info("telegram: webhook registered at %s", cfg.webhook_url)
+    return done
+
+
+class TelegramWebhookRoutes:
+    """POST /webhooks/telegram on the intake server. 200 only after the sink accepted the update:
+    any other answer makes Telegram send it again later."""
+
+    name = "telegram"
+
+    def __init__(self, cfg: TelegramConfig, bot: Bot | None = None) -> None:
+        if cfg.webhook_secret is None:
+            raise ValueError("webhook_secret: required to receive Telegram webhooks")
+        self.cfg = cfg
+        self.bot = bot or make_bot(cfg)  # only to attach to parsed updates; never called from here
+        self.metrics = ConnectorMetrics(self.name)
+
+    def router(self, sink: Sink) -> APIRouter:
+        from fastapi import APIRouter, Header, HTTPException, Request
+        from fastapi.responses import JSONResponse
+
+        router = APIRouter()
+        assert self.cfg.webhook_secret is not None
+        secret = self.cfg.webhook_secret.get_secret_value().encode()
+
+        @router.post(WEBHOOK_PATH)
+        async def receive(request: Request, x_telegram_bot_api_secret_token: str | None = Header(default=None),
+                          ) -> JSONResponse:
+            if not hmac.compare_digest((x_telegram_bot_api_secret_token or "").encode(), secret):
+                raise HTTPException(status_code=401, detail="missing or wrong X-Telegram-Bot-Api-Secret-Token")
+            try:
+                update = self._parse(await request.body())
+                result = to_envelope(update, self.cfg.account)
+            except Exception as exc:
+                self.metrics.rejected += 1
+                self.metrics.error(exc)
+                raise HTTPException(status_code=400, detail=f"not a Telegram update: {exc}") from exc
+            if isinstance(result, Skip):
+                log.info("telegram: update %d skipped: %s", update.update_id, result.reason)
+                return JSONResponse({"accepted": 0, "skipped": result.reason})
+            await hand_over(sink, [result], self.metrics)
+            return JSONResponse({"accepted": 1})
+
+        return router
+
+    def _parse(self, body: bytes) -> Update:
+        data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise ValueError("expected a JSON object with an integer update_id")
+        update = Update.de_json(data, self.bot)
+        assert update is not None
+        return update
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # ptb 22 warns that retry_after will become a timedelta
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """Await `work`, cancelling it if stop comes first (then raise `_Stopped`)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise _Stopped
+    return task.result()
+
+
+class _Stopped(Exception):
+    pass
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
