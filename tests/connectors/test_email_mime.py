@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.base import InputError
 from connectors.email_mime import html_to_text, new_text, parse_email
 from tests.conftest import SAMPLES, SHARED_DATA, needs_shared_data
 
@@ -63,8 +64,14 @@ def test_real_world_mail_parses():
     failures = []
     for path in files:
         try:
-            parse_email(path.read_bytes(), "box", path.as_uri())
+            env = parse_email(path.read_bytes(), "box", path.as_uri())
+        except InputError as exc:
+            assert str(exc).startswith("not "), exc  # refused only as "not an email", with the reason
+            continue
         except Exception as exc:
             failures.append(f"{Path(path).name}: {exc!r}")
+            continue
+        if "\ufffd" in env.text:  # only where bytes are undecodable, and then it says so
+            assert "undecodable" in env.metadata.get("defects", "") + env.metadata.get("charset_notes", "")
     assert not failures
     assert len(files) > 100
