@@ -99,6 +99,8 @@ class _Builder:
 
     def __init__(self, cfg: MetaConfig) -> None:
         self.cfg = cfg
+        if not cfg.app_secret.get_secret_value():
+            raise ValueError("Meta routes need app_secret: without it any body would pass the signature check")
         self.parsed = Parsed()
 
     def envelope(self, *, message_id: str, conversation_id: str | None, sender: Sender, when: datetime,
@@ -277,6 +279,8 @@ class MetaWebhookRoutes:
 
     def __init__(self, cfg: MetaConfig) -> None:
         self.cfg = cfg
+        if not cfg.app_secret.get_secret_value():
+            raise ValueError("Meta routes need app_secret: without it any body would pass the signature check")
         self.metrics = ConnectorMetrics(self.name)
         self.skipped: Counter[str] = Counter()
         self.accepted = AcceptedKeys(cfg.remember_keys)

@@ -112,7 +112,7 @@ def _tweet(tweet: dict[str, Any], cfg: XConfig, ours: set[str], for_user: str | 
     extended = tweet.get("extended_tweet") if isinstance(tweet.get("extended_tweet"), dict) else None
     source = extended if tweet.get("truncated") and extended and extended.get("full_text") else tweet
     text = _str(source.get("full_text") or source.get("text"), f"{where}.text") or ""
-    media = _media(source)
+    media = _media(source) or _media(tweet)
     shown = source.get("display_text_range")
     customer_text = None
     if (isinstance(shown, list) and len(shown) == 2 and all(isinstance(n, int) for n in shown)
@@ -178,7 +178,8 @@ def parse_webhook(payload: dict[str, Any], cfg: XConfig) -> tuple[list[Envelope]
     if for_user is not None:
         for_user = ident(for_user, "for_user_id")
     ours = {i for i in (cfg.user_id, for_user) if i}
-    users = payload.get("users") or {}
+    users = payload.get("users")
+    users = {} if users is None else users
     if not isinstance(users, dict):
         raise InputError("users is not an object")
     skipped: Counter[str] = Counter()
@@ -199,6 +200,8 @@ class XWebhookRoutes:
 
     def __init__(self, cfg: XConfig) -> None:
         self.cfg = cfg
+        if not cfg.consumer_secret.get_secret_value():
+            raise ValueError("X routes need consumer_secret: without it any body would pass the signature check")
         self.metrics = ConnectorMetrics(self.name)
         self.skipped: Counter[str] = Counter()
         self.accepted = AcceptedKeys(cfg.remember_keys)

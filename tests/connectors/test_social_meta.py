@@ -235,3 +235,8 @@ def test_the_edit_of_a_comment_keeps_its_key_when_redelivered():
     sink = run(scenario)
     keys = {e.delivery_key for e in sink.envelopes}
     assert len(sink.envelopes) == 2 and len(keys) == 1 and sink.envelopes[0].references == ("fb_comment:P_1_c",)
+
+
+def test_routes_without_an_app_secret_cannot_be_built():
+    with pytest.raises(ValueError, match="app_secret"):
+        MetaWebhookRoutes(MetaConfig(verify_token=SecretStr(TOKEN)))

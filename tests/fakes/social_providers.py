@@ -246,10 +246,10 @@ class FakeX(WebhookSender):
             tweet |= {"text": long[:139] + "…", "truncated": True, "display_text_range": [len(prefix), 140],
                       "extended_tweet": {"full_text": long, "display_text_range": [len(prefix), len(long)],
                                          "entities": tweet["entities"]}}
-        if media:
+        if media:  # a truncated tweet carries its media inside extended_tweet
             items = [{"id_str": f"{tweet_id}{i}", "type": kind, "media_url_https": url}
                      for i, (kind, url) in enumerate(media)]
-            tweet["extended_entities"] = {"media": items}
+            (tweet.get("extended_tweet") or tweet)["extended_entities"] = {"media": items}
         return tweet
 
     def dm(self, event_id: str, sender: str, text: str, *, recipient: str | None = None,
