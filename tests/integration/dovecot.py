@@ -8,10 +8,10 @@ server on 127.0.0.1 that answers for the tokens given here.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
-import grp
 import shutil
 import signal
 import socket
@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs
 
 import pytest
@@ -51,7 +52,7 @@ def require_dovecot() -> None:
 class _Introspection(BaseHTTPRequestHandler):
     """RFC 7662 token introspection: POST token=... -> {"active": true, "username": ...}."""
 
-    tokens: dict[str, str] = {}
+    tokens: ClassVar[dict[str, str]] = {}
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
@@ -112,8 +113,9 @@ class DovecotServer:
             self._oauth = ThreadingHTTPServer((self.host, 0), handler)
             threading.Thread(target=self._oauth.serve_forever, daemon=True).start()
             self._write_oauth_conf()
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.root / "stderr.log", "ab"))  # noqa: SIM115
+        with open(self.root / "stderr.log", "ab") as stderr:  # the child keeps its own copy
+            self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                         stderr=stderr, start_new_session=True)
         deadline = time.monotonic() + 20
         while not (self._listening(self.port) and self._listening(self.ssl_port)):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -122,11 +124,15 @@ class DovecotServer:
         return self
 
     def stop(self, kill: bool = False) -> None:
-        """Stop the master (SIGTERM), or kill it hard; its children go with it."""
+        """Stop the master (SIGTERM: it ends its children), or kill the whole process group hard, as
+        a crash would (imap processes outlive a killed master and keep serving their connections)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            if kill:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(20)
         self.proc = None
         deadline = time.monotonic() + 20
@@ -171,12 +177,14 @@ class DovecotServer:
 
     def append(self, messages: Iterable[bytes], folder: str = "INBOX", user: str | None = None) -> int:
         count = 0
-        with self.client(user) as client:
+        client = self.client(user)
+        try:
             if not client.folder_exists(folder):
                 client.create_folder(folder)
             for raw in messages:
                 client.append(folder, raw)
                 count += 1
+        finally:
             client.logout()
         return count
 
