@@ -5,6 +5,10 @@
 3. thread: an email reply or a message in the same conversation joins the thread's open ticket;
 4. open ticket: any other message from a customer with an open ticket joins it.
 Otherwise the message opens a new ticket.
+
+Auto-replies, bounces and looping mail (`metadata["auto_reply"]`, set by the email parser) are
+recorded but never open, reopen or change a ticket: they attach to the open ticket their thread
+(our ticket number in the subject, In-Reply-To/References) or their sender points to, else to none.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Literal
 
 from pipeline.stages import WorkItem
 
-Outcome = Literal["new", "delivery_duplicate", "content_duplicate", "thread", "open_ticket"]
+Outcome = Literal["new", "delivery_duplicate", "content_duplicate", "thread", "open_ticket", "auto_reply"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,11 @@ class DedupDecision:
     def stores_message(self) -> bool:
         return self.outcome != "delivery_duplicate"
 
+    @property
+    def changes_ticket(self) -> bool:
+        """False for auto-replies: the message is stored (with its ticket, if any) and the ticket left as it was."""
+        return self.outcome not in ("delivery_duplicate", "auto_reply")
+
 
 @dataclass(slots=True)
 class DedupState:
@@ -39,6 +48,8 @@ class DedupState:
     open_ticket_by_customer: dict[int, object] = field(default_factory=dict)
     ticket_by_thread_ref: dict[str, object] = field(default_factory=dict)
     recent_content: dict[tuple[int, str], tuple[object, datetime]] = field(default_factory=dict)
+    ticket_by_number: dict[str, object] = field(default_factory=dict)  # open tickets named in subjects
+    open_tickets: set[object] = field(default_factory=set)  # open tickets among the thread and number lookups
 
 
 def thread_refs(item: WorkItem) -> list[str]:
@@ -59,10 +70,15 @@ class DedupStage:
         if env.delivery_key in state.known_delivery_keys:
             return DedupDecision("delivery_duplicate", None, f"delivery key {env.delivery_key} already stored", 1.0)
         open_ticket = state.open_ticket_by_customer.get(customer_id)
+        if "auto_reply" in env.metadata:
+            return self._auto_reply(item, open_ticket, state)
         seen = state.recent_content.get((customer_id, item.content_hash))
         if seen is not None and seen[0] == open_ticket and abs(env.received_at - seen[1]) <= self.window:
             return DedupDecision("content_duplicate", seen[0],
                                  f"same text from this customer within {self.window}", 1.0)
+        number = env.metadata.get("ticket_number")
+        if number and open_ticket is not None and state.ticket_by_number.get(number) == open_ticket:
+            return DedupDecision("thread", open_ticket, f"ticket number {number} in the subject", 1.0)
         for ref in thread_refs(item):
             ticket = state.ticket_by_thread_ref.get(ref)
             if ticket is not None and ticket == open_ticket:
@@ -71,10 +87,28 @@ class DedupStage:
             return DedupDecision("open_ticket", open_ticket, "customer has an open ticket", 1.0)
         return DedupDecision("new", None, "no earlier message matched", 0.0)
 
+    @staticmethod
+    def _auto_reply(item: WorkItem, open_ticket: object | None, state: DedupState) -> DedupDecision:
+        env = item.envelope
+        why = f"auto-reply ({env.metadata['auto_reply']}: {env.metadata.get('auto_reply_reason', '?')})"
+        number = env.metadata.get("ticket_number")
+        candidates = [(state.ticket_by_number.get(number) if number else None, f"ticket number {number}")]
+        candidates += [(state.ticket_by_thread_ref.get(ref), f"thread {ref}") for ref in thread_refs(item)]
+        for ticket, where in candidates:
+            if ticket is not None and (ticket in state.open_tickets or ticket == open_ticket):
+                return DedupDecision("auto_reply", ticket, f"{why}; kept on the open ticket of {where}, unchanged", 1.0)
+        if open_ticket is not None:
+            return DedupDecision("auto_reply", open_ticket, f"{why}; kept on the sender's open ticket, unchanged", 1.0)
+        return DedupDecision("auto_reply", None, f"{why}; no open ticket, none opened", 1.0)
+
     def record(self, item: WorkItem, customer_id: int, ticket_ref: object, state: DedupState) -> None:
         """Make later messages of the same batch see this one."""
         env = item.envelope
         state.known_delivery_keys.add(env.delivery_key)
+        if "auto_reply" in env.metadata:  # it neither opens a ticket nor makes one the customer's
+            if ticket_ref is not None and env.channel == "email":
+                state.ticket_by_thread_ref[env.message_id] = ticket_ref
+            return
         state.open_ticket_by_customer[customer_id] = ticket_ref
         state.recent_content[(customer_id, item.content_hash)] = (ticket_ref, env.received_at)
         if env.channel == "email":

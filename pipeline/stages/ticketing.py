@@ -42,9 +42,12 @@ class TicketStage:
 
     def append(self, ticket: dict[str, Any], item: WorkItem, decision: DedupDecision,
                now: datetime) -> dict[str, list[str | None]]:
-        """Update `ticket` in place for one more message; return what changed that matters."""
+        """Update `ticket` in place for one more message; return what changed that matters.
+        An auto-reply changes nothing: not the count, the time, the urgency, nor the status."""
         labels = item.labels
         assert labels is not None
+        if not decision.changes_ticket:
+            return {}
         before = {k: ticket[k] for k in ("type", "category", "urgency")}
         ticket["message_count"] += 1
         ticket["updated_at"] = now
@@ -70,6 +73,8 @@ class TicketStage:
         Built by hand: this runs for every message, and a model round-trip would cost more than the rest."""
         labels, env = item.labels, item.envelope
         assert labels is not None and item.language is not None
+        if not decision.changes_ticket:
+            return []  # an auto-reply wakes nobody: subscribers would take it for the customer answering
         message = {
             "envelope_id": env.envelope_id, "channel": env.channel, "account": env.account,
             "message_id": env.message_id, "received_at": env.received_at.isoformat(),

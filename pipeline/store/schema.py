@@ -106,7 +106,7 @@ messages = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("envelope_id", String(36), nullable=False),  # uuid5 of delivery_key, so unique with it
     Column("delivery_key", Text, nullable=False, unique=True),
-    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), index=True),  # NULL: an auto-reply that opened no ticket
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
     Column("channel", String(16), nullable=False),
     Column("account", String(200), nullable=False),

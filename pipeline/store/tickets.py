@@ -136,7 +136,7 @@ class SqlTicketStore:
         customer_of = self._resolve_customers(conn, items, now)
         state = self._load_state(conn, items, customer_of)
         stored_tickets: dict[int, dict[str, Any]] = {}
-        open_ids = sorted(set(state.open_ticket_by_customer.values()))
+        open_ids = sorted(set(state.open_ticket_by_customer.values()) | state.open_tickets)
         if open_ids:
             # FOR UPDATE: a concurrent writer for the same customer waits, then sees our counts
             query = select(tickets).where(_in(conn, tickets.c.id, open_ids)).order_by(tickets.c.id)
@@ -158,6 +158,10 @@ class SqlTicketStore:
                 ref: object = _NewTicket(self.ticketing.open_ticket(item, customer_id, now))
                 new_tickets.append(ref)  # type: ignore[arg-type]
                 ticket, changes = ref.row, {}  # type: ignore[attr-defined]
+            elif not decision.changes_ticket:  # an auto-reply: stored on its ticket (or none), which stays as it is
+                self.dedup.record(item, customer_id, decision.ticket_ref, state)
+                message_rows.append((decision.ticket_ref, item, decision, customer_id))
+                continue
             else:
                 ref = decision.ticket_ref
                 ticket = ref.row if isinstance(ref, _NewTicket) else stored_tickets[ref]  # type: ignore[index]
@@ -170,7 +174,7 @@ class SqlTicketStore:
 
         self._insert_tickets(conn, new_tickets)
 
-        def ticket_id(ref: object) -> int:
+        def ticket_id(ref: object) -> int | None:
             return ref.row["id"] if isinstance(ref, _NewTicket) else ref  # type: ignore[return-value]
 
         if touched:
@@ -223,7 +227,8 @@ class SqlTicketStore:
         rows = conn.execute(select(tickets.c.customer_id, tickets.c.id).where(
             and_(_in(conn, tickets.c.customer_id, customer_ids), tickets.c.status.in_(OPEN_STATUSES))))
         state.open_ticket_by_customer.update(dict(rows.tuples().all()))
-        if not state.open_ticket_by_customer:
+        auto = any("auto_reply" in item.envelope.metadata for item in items)
+        if not state.open_ticket_by_customer and not auto:
             return state  # nobody in this batch has an open ticket: nothing to join
         pairs = sorted({(customer_of[i.envelope.sender.key], i.content_hash) for i in items
                         if customer_of[i.envelope.sender.key] in state.open_ticket_by_customer})
@@ -234,6 +239,16 @@ class SqlTicketStore:
             rows = conn.execute(select(messages.c.channel_message_id, messages.c.ticket_id).where(
                 and_(messages.c.channel == "email", _in(conn, messages.c.channel_message_id, refs))))
             state.ticket_by_thread_ref.update(dict(rows.tuples().all()))
+        numbers = sorted({n for item in items if (n := item.envelope.metadata.get("ticket_number"))})
+        if numbers:
+            rows = conn.execute(select(tickets.c.number, tickets.c.id).where(
+                and_(_in(conn, tickets.c.number, numbers), tickets.c.status.in_(OPEN_STATUSES))))
+            state.ticket_by_number.update(dict(rows.tuples().all()))
+            state.open_tickets.update(state.ticket_by_number.values())
+        thread_tickets = sorted({t for t in state.ticket_by_thread_ref.values() if t is not None})
+        if auto and thread_tickets:  # an auto-reply may join another customer's open thread (a bounce, say)
+            state.open_tickets.update(conn.execute(select(tickets.c.id).where(
+                and_(_in(conn, tickets.c.id, thread_tickets), tickets.c.status.in_(OPEN_STATUSES)))).scalars())
         return state
 
     def _insert_tickets(self, conn: Connection, new: list[_NewTicket]) -> None:
@@ -245,7 +260,7 @@ class SqlTicketStore:
         bulk_insert(conn, tickets, [t.row for t in new])
 
     @staticmethod
-    def _message_row(ticket_id: int, item: WorkItem, decision: DedupDecision, customer_id: int,
+    def _message_row(ticket_id: int | None, item: WorkItem, decision: DedupDecision, customer_id: int,
                      now: datetime) -> dict[str, Any]:
         env, labels, lang = item.envelope, item.labels, item.language
         assert labels is not None and lang is not None
