@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from tests.fakes.telegram_updates import JSON
 
@@ -35,12 +36,12 @@ _LIST_PARAMS = {"allowed_updates"}
 _BOOL_PARAMS = {"drop_pending_updates"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     method: str
     params: dict[str, Any]
-    at: float          # time.monotonic() when the server received it
-    status: int = 200
+    at: float                 # time.monotonic() when the server received it
+    status: int | None = None  # None while a long poll waits
 
 
 class FakeTelegram:
@@ -163,28 +164,26 @@ class FakeTelegram:
 
         @app.api_route("/bot{token}/{method}", methods=["GET", "POST"])
         async def call(token: str, method: str, request: Request) -> JSONResponse:
-            params = await _params(request)
-            at = time.monotonic()
+            try:
+                params = await _params(request)
+            except ClientDisconnect:  # the client cancelled its call (a connector stopping)
+                return JSONResponse({}, status_code=499)
+            record = Call(method, params, time.monotonic())
+            self.calls.append(record)
             if token != self.token:
-                return self._answer(method, params, at, 401, {"ok": False, "error_code": 401,
-                                                              "description": "Unauthorized"})
-            handler = handlers.get(method)
-            if handler is None:
-                return self._answer(method, params, at, 404, {"ok": False, "error_code": 404,
-                                                              "description": "Not Found: method not found"})
-            with self._lock:
-                fault = self._faults.get(method)
-                status, body = fault.popleft() if fault else (200, None)
-            if body is not None:
-                return self._answer(method, params, at, status, body)
-            status, body = await handler(params)
-            return self._answer(method, params, at, status, body)
+                status, body = 401, _error(401, "Unauthorized")
+            elif (handler := handlers.get(method)) is None:
+                status, body = 404, _error(404, "Not Found: method not found")
+            else:
+                with self._lock:
+                    fault = self._faults.get(method)
+                    status, body = fault.popleft() if fault else (200, {})
+                if not body:
+                    status, body = await handler(params)
+            record.status = status
+            return JSONResponse(body, status_code=status)
 
         return app
-
-    def _answer(self, method: str, params: dict[str, Any], at: float, status: int, body: JSON) -> JSONResponse:
-        self.calls.append(Call(method, params, at, status))
-        return JSONResponse(body, status_code=status)
 
     async def _get_me(self, params: dict[str, Any]) -> tuple[int, JSON]:
         return 200, _ok({"id": self.bot_id, "is_bot": True, "first_name": "Shop support",
