@@ -173,10 +173,12 @@ def envelope_for(raw: bytes, account: str, ref: str, size: int, truncated: bool)
 class _FolderSession:
     """One logged-in IMAP connection with one folder selected (read-only: EXAMINE, BODY.PEEK)."""
 
-    def __init__(self, cfg: ImapConfig, account: ImapAccountConfig, folder: str) -> None:
+    def __init__(self, cfg: ImapConfig, account: ImapAccountConfig, folder: str,
+                 client_factory: Callable[..., IMAPClient]) -> None:
         self.cfg = cfg
         self.account = account
         self.folder = folder
+        self.client_factory = client_factory
         self.client: IMAPClient | None = None
         self.uidvalidity = 0
         self.exists = 0
@@ -191,8 +193,8 @@ class _FolderSession:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
         timeout = SocketTimeout(connect=self.cfg.timeout_s, read=self.cfg.timeout_s)
-        client = IMAPClient(acc.host, acc.effective_port, ssl=acc.security == "ssl", ssl_context=context,
-                            timeout=timeout)
+        client = self.client_factory(acc.host, acc.effective_port, ssl=acc.security == "ssl", ssl_context=context,
+                                     timeout=timeout)
         self.client = client
         if acc.security == "starttls":
             client.starttls(context)
@@ -316,7 +318,7 @@ class _FolderWorker:
         self.key = cursor_key(account, folder)
         self.label = self.key
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imap-{folder}")
-        self.session = _FolderSession(self.cfg, account, folder)
+        self.session = _FolderSession(self.cfg, account, folder, connector.client_factory)
         self.lag = 0
         self.mode = ""  # "idle" or "poll" once connected
 
@@ -429,9 +431,12 @@ class _FolderWorker:
 class ImapConnector(Connector):
     name = "imap"
 
-    def __init__(self, cfg: ImapConfig, cursors: CursorStore) -> None:
+    def __init__(self, cfg: ImapConfig, cursors: CursorStore,
+                 client_factory: Callable[..., IMAPClient] = IMAPClient) -> None:
+        """`client_factory` takes IMAPClient's arguments; tests pass a fake server's client."""
         self.cfg = cfg
         self.cursors = cursors
+        self.client_factory = client_factory
         self.metrics = ConnectorMetrics(self.name)
         self.workers: list[_FolderWorker] = []
 
