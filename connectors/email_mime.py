@@ -37,6 +37,7 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:", re.M)
 _PREAMBLE = re.compile(rb"^(?:(?:HELO|EHLO|MAIL FROM:|RCPT TO:|DATA\b|From )[^\n]*\n)+")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_DECODING_CTE = {"base64", "quoted-printable", "x-uuencode", "uuencode", "x-uue", "uue"}
 _KNOWN_CTE = {"", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode", "x-uue", "uue"}
 
 
@@ -81,6 +82,8 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
         ctx.defects.append(f"text truncated from {len(text)} characters")
         text = text[:MAX_TEXT_CHARS]
 
+    if ctx.fallback_charset is None:  # undeclared 8-bit headers: the charset detected on the longer body
+        ctx.fallback_charset = next((c for c in ctx.charsets if c not in ("us-ascii", "utf-8")), None)
     decode = _HeaderDecoder(ctx)
     subject = decode(headers.get("subject", "")) or None
     ids = {k: decode(headers.get(k, ""), words=False) for k in ("message-id", "references", "in-reply-to")}
@@ -259,8 +262,7 @@ def _best_alternative(children: list[Message]) -> Message:
 
 def _recover_multipart(part: Message, ctx: _Parse, depth: int) -> None:
     """A multipart without (or with a wrong) boundary: find the boundary in the body, else keep it as text."""
-    body = part.get_payload()
-    body = body if isinstance(body, str) else ""
+    body = _raw_body(part).decode("ascii", "surrogateescape")
     found = re.search(r"^--([^\s-][^\s]{0,69}?)(?:--)?\s*$", body, re.M)
     if found and depth < 30:
         ctx.defects.append(f"multipart boundary recovered from the body ({found.group(1)[:40]})")
@@ -320,16 +322,27 @@ def _payload(part: Message, ctx: _Parse) -> bytes:
     raw = part.get_payload()
     if cte == "base64" and isinstance(raw, str) and _not_base64(raw):
         ctx.defects.append("declared base64 but is not; body taken as is")
-        return raw.encode("ascii", "surrogateescape")
+        return _raw_body(part)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
         ctx.defects.append(f"payload not decodable: {exc.__class__.__name__}")
         data = None
     ctx.defects.extend(_defect_names(part))
-    if isinstance(data, bytes):
-        return data
-    return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+    return data if isinstance(data, bytes) else _raw_body(part)
+
+
+def _raw_body(part: Message) -> bytes:
+    """The body bytes as received (`get_payload()` would have decoded 8-bit bytes lossily as the charset)."""
+    if str(part.get("Content-Transfer-Encoding") or "").strip().lower() not in _DECODING_CTE:
+        data = part.get_payload(decode=True)  # undecoded, these are the bytes as received
+        if isinstance(data, bytes):
+            return data
+    try:
+        data = part.as_bytes()
+    except (UnicodeError, LookupError):
+        return str(part.get_payload()).encode("utf-8", "surrogateescape")
+    return data[1:] if data.startswith(b"\n") else data.partition(b"\n\n")[2]
 
 
 def _not_base64(raw: str) -> bool:
