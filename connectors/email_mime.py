@@ -23,6 +23,7 @@ from connectors.base import InputError
 from connectors.email_autoreply import detect_auto_reply
 from connectors.email_charsets import decode_bytes, mojibake_note, repair_mojibake
 from connectors.email_html import html_to_text, meta_charset
+from connectors.email_outlook import OLE_MAGIC, msg_to_rfc822
 from connectors.email_quotes import new_text, split_reply
 from pipeline.envelope import Attachment, Envelope, Sender
 
@@ -36,7 +37,6 @@ _TICKET_NUMBER = re.compile(r"\[\s*#?([A-Z][A-Z0-9]{1,9}-\d{6,})\s*\]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]{1,76}:", re.M)
 _PREAMBLE = re.compile(rb"^(?:(?:HELO|EHLO|MAIL FROM:|RCPT TO:|DATA\b|From )[^\n]*\n)+")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _DECODING_CTE = {"base64", "quoted-printable", "x-uuencode", "uuencode", "x-uue", "uue"}
 _KNOWN_CTE = {"", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode", "x-uue", "uue"}
 
@@ -59,8 +59,13 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
                 max_attachment_bytes: int = MAX_ATTACHMENT_BYTES) -> Envelope:
     if not raw.strip():
         raise InputError("not an email: the file is empty")
-    if raw.startswith(_OLE_MAGIC):
-        raise InputError("not an RFC 5322 email: an Outlook .msg (OLE compound file); save it as .eml")
+    digest = hashlib.sha256(raw).hexdigest()  # of the bytes as received, which `raw_ref` points to
+    source = raw
+    if raw.startswith(OLE_MAGIC):
+        try:
+            raw = msg_to_rfc822(raw)
+        except ValueError as exc:
+            raise InputError(f"not an email: an OLE compound file that is no Outlook message ({exc})") from exc
     stripped = _PREAMBLE.sub(b"", raw.lstrip(b"\r\n"), count=1)  # BSMTP commands, an mbox "From " line
     if not _HEADER_LINE.search(stripped[:65536]) and (b"\x00" in raw[:4096] or b"\n" not in raw[:4096]):
         raise InputError("not an email: no header fields and no text")
@@ -70,7 +75,7 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
     ctx.defects.extend(_defect_names(msg))
     _walk(msg, ctx, depth=0)
     text = "\n\n".join(t.strip() for t in ctx.texts if t.strip()).replace("\r\n", "\n").replace("\r", "\n")
-    metadata: dict[str, str] = {"raw_sha256": hashlib.sha256(raw).hexdigest(), "raw_size": str(len(raw))}
+    metadata: dict[str, str] = {"raw_sha256": digest, "raw_size": str(len(source))}
     note = mojibake_note(text)
     if note:
         repaired = repair_mojibake(text)
@@ -89,7 +94,7 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
     ids = {k: decode(headers.get(k, ""), words=False) for k in ("message-id", "references", "in-reply-to")}
     message_id = next(iter(_MSGID.findall(ids["message-id"])), "") or ids["message-id"]
     if not message_id or len(message_id) > 998:
-        message_id = "<sha256:" + hashlib.sha256(raw).hexdigest() + ">"
+        message_id = "<sha256:" + digest + ">"
     sender = _sender(headers, decode, message_id)
     refs = tuple(r for r in _MSGID.findall(ids["references"]) if len(r) <= 998)[-50:]
     in_reply_to = next(iter(_MSGID.findall(ids["in-reply-to"])), None)

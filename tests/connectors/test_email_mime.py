@@ -68,10 +68,7 @@ def test_real_world_mail_parses():
     for path in files:
         try:
             env = parse_email(path.read_bytes(), "box", path.as_uri())
-        except InputError as exc:
-            assert str(exc).startswith("not "), exc  # refused only as "not an email", with the reason
-            continue
-        except Exception as exc:
+        except Exception as exc:  # every file with content is mail (one is an Outlook .msg): none refused
             failures.append(f"{Path(path).name}: {exc!r}")
             continue
         if "\ufffd" in env.text:  # only where bytes are undecodable, and then it says so
