@@ -17,27 +17,28 @@ from connectors.email_mime import parse_email
 from connectors.json_messages import parse_messages
 from connectors.metrics import ConnectorMetrics
 from connectors.transcript_formats import looks_like_transcript
-from connectors.transcripts import FORMATS, parse_transcript_file
+from connectors.transcripts import FORMATS, read_transcript, to_envelope
 from pipeline.envelope import Envelope
 
 log = logging.getLogger(__name__)
 SUFFIXES = {".eml", *FORMATS}
 
 
-def parse_file(path: Path, account: str) -> list[Envelope]:
+def parse_file(path: Path, account: str, raw_ref: str) -> list[Envelope]:
+    """`raw_ref` is where the file will be kept once accepted (under `done/`)."""
     suffix = path.suffix.lower()
     if suffix == ".eml":
-        return [parse_email(path.read_bytes(), account, path.as_uri())]
+        return [parse_email(path.read_bytes(), account, raw_ref)]
     if suffix in FORMATS and suffix != ".json":
-        return [parse_transcript_file(path)]
+        return [to_envelope(read_transcript(path), raw_ref, path.stem)]
     raw = path.read_bytes()
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid JSON: {exc}") from exc
     if looks_like_transcript(data):
-        return [parse_transcript_file(path)]
-    return parse_messages(raw, path.as_uri())
+        return [to_envelope(read_transcript(path), raw_ref, path.stem)]
+    return parse_messages(raw, raw_ref)
 
 
 def pending_files(root: Path) -> list[Path]:
@@ -76,7 +77,8 @@ class DropFolderConnector(Connector):
                 break
             self.metrics.lag = left
             try:
-                envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account)
+                kept_at = (self.root / "done" / path.relative_to(self.root)).resolve().as_uri()
+                envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account, kept_at)
             except Exception as exc:  # whatever a file does to the parser, it is that file's fault
                 await asyncio.to_thread(self._move, path, "failed", f"{exc.__class__.__name__}: {exc}")
                 continue

@@ -1,6 +1,7 @@
 import asyncio
 import json
 import shutil
+from pathlib import Path
 
 from connectors.base import DropFolderConfig
 from connectors.dropfolder import DropFolderConnector
@@ -36,6 +37,8 @@ def test_files_move_to_done_only_after_acceptance(tmp_path):
     assert taken == len(sink.envelopes) >= 14
     assert not list((tmp_path / "chat").glob("*.json"))
     assert len(list((tmp_path / "done" / "chat").glob("*.json"))) == 5
+    for envelope in sink.envelopes:  # raw_ref points where the received bytes are kept
+        assert Path(envelope.raw_ref.removeprefix("file://").split("#")[0]).is_file()
 
 
 def test_a_bad_file_is_quarantined_with_its_reason_and_the_rest_flows(tmp_path):
