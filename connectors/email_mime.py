@@ -57,8 +57,7 @@ class _Parse:
 
 def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
                 max_attachment_bytes: int = MAX_ATTACHMENT_BYTES) -> Envelope:
-    if not raw.strip():
-        raise InputError("not an email: the file is empty")
+    empty = not raw.strip()  # still a message the mailbox holds: recorded, flagged, never lost
     digest = hashlib.sha256(raw).hexdigest()  # of the bytes as received, which `raw_ref` points to
     source = raw
     if raw.startswith(OLE_MAGIC):
@@ -73,6 +72,8 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
     headers = _headers(msg)
     ctx = _Parse(_body_charset(msg), max_attachment_bytes)
     ctx.defects.extend(_defect_names(msg))
+    if empty:
+        ctx.defects.append("EmptyMessage")
     _walk(msg, ctx, depth=0)
     text = "\n\n".join(t.strip() for t in ctx.texts if t.strip()).replace("\r\n", "\n").replace("\r", "\n")
     metadata: dict[str, str] = {"raw_sha256": digest, "raw_size": str(len(source))}

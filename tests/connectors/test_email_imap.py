@@ -190,8 +190,8 @@ def test_cursor_and_raw_ref_formats() -> None:
 
 
 def test_unparseable_and_oversized_mail_become_flagged_envelopes() -> None:
-    blank = b"  \r\n\r\n  "  # parse_email refuses what is not mail at all
-    bad, flagged = envelope_for(blank, "acc", "ref", len(blank), False)
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)  # parse_email refuses what is not mail at all
+    bad, flagged = envelope_for(ole, "acc", "ref", len(ole), False)
     assert flagged and bad.metadata["imap_problem"].startswith("unparseable: InputError")
     assert bad.message_id.startswith("<sha256:") and bad.sender.kind == "unknown"
     empty, flagged = envelope_for(b"", "acc", "ref", 0, False)

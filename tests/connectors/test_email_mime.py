@@ -203,10 +203,17 @@ def test_threading_headers_and_our_ticket_number():
 
 # --- bad input -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw", [b"", b"\n", b"   \r\n\r\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)])
+@pytest.mark.parametrize("raw", [b"", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)])
 def test_input_that_is_not_an_email_is_refused_with_a_reason(raw):
     with pytest.raises(InputError, match="not an"):
         parse_email(raw, "box")
+
+
+@pytest.mark.parametrize("raw", [b"\n", b"   \r\n\r\n"])
+def test_a_blank_message_is_recorded_and_flagged_not_refused(raw):
+    env = parse_email(raw, "box")
+    assert env.text == "" and "EmptyMessage" in env.metadata["defects"]
+    assert env.message_id.startswith("<sha256:") and env.sender.kind == "unknown"
 
 
 def test_huge_header_is_cut_and_recorded():
