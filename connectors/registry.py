@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from connectors.base import Connector, DropFolderConfig, HttpIntakeConfig, HttpRoutes
 from connectors.cursors import CursorStore
 from connectors.dropfolder import DropFolderConnector
+from connectors.email_imap import ImapConfig, ImapConnector
 from connectors.http_intake import HttpIntakeConnector
 from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
 
@@ -20,12 +21,15 @@ class ConnectorsConfig(BaseModel):
     dropfolder: DropFolderConfig = DropFolderConfig()
     http_intake: HttpIntakeConfig = HttpIntakeConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
+    imap: ImapConfig = ImapConfig()
 
 
 def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Connector]:
     found: list[Connector] = []
     if cfg.dropfolder.enabled:
         found.append(DropFolderConnector(cfg.dropfolder))
+    if cfg.imap.enabled:
+        found.append(ImapConnector(cfg.imap, cursors))
     routes: list[HttpRoutes] = []
     if cfg.transcripts.enabled:
         routes.append(TranscriptRoutes(cfg.transcripts))
