@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from connectors.base import HttpIntakeConfig, HttpRoutes, Sink
 from connectors.http_intake import HttpIntakeConnector
@@ -347,3 +350,84 @@ def x_stream(x: FakeX, count: int, seed: int = 0) -> tuple[list[dict[str, Any]],
         extra = {"favorite_events": [{"id": "x"}]} if rng.random() < 0.05 else {}
         payloads.append(x.activity(tweets=tweets, dms=dms, users=users, **extra))
     return payloads, expected
+
+
+class FakeMastodon:
+    """A Mastodon instance's `GET /api/v1/notifications` (types[], min_id, since_id, max_id, limit,
+    newest first, bearer token) over real HTTP; `fail_every` answers every n-th call 503, and
+    `rate_limit_next` answers the next calls 429 with Retry-After; `published` holds back the newest
+    notifications until a test lets them arrive."""
+
+    def __init__(self, token: str, port: int | None = None, fail_every: int = 0) -> None:
+        self.token, self.port, self.fail_every = token, port or free_port(), fail_every
+        self.notifications: list[dict[str, Any]] = []  # oldest first
+        self.published: int | None = None  # how many of them exist yet (None: all)
+        self.calls = 0
+        self.rate_limit_next = 0
+        self.ids = itertools.count(110_000_000_000_000_000, 7)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def mention(self, n: int, *, visibility: str = "public", author_id: str | None = None,
+                kind: str = "mention", reply_to: str | None = None) -> str:
+        """Adds a notification for a post mentioning us; returns the status id."""
+        status_id = str(next(self.ids))
+        account = {"id": author_id or str(900_000 + n), "username": f"user{n}", "acct": f"user{n}@social.example",
+                   "display_name": f"User {n}", "url": f"https://social.example/@user{n}"}
+        content = (f'<p><span class="h-card"><a href="https://mastodon.example/@shop" class="u-url mention">'
+                   f"@<span>shop</span></a></span> order {n} &amp; refund?</p><p>thanks</p>")
+        self.notifications.append({
+            "id": str(next(self.ids)), "type": kind, "created_at": "2025-11-19T09:00:00.000Z", "account": account,
+            "status": {"id": status_id, "created_at": "2025-11-19T09:00:00.000Z", "in_reply_to_id": reply_to,
+                       "visibility": visibility, "spoiler_text": "", "language": "en", "content": content,
+                       "url": f"https://social.example/@user{n}/{status_id}", "media_attachments": [],
+                       "account": account}})
+        return status_id
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/api/v1/notifications")
+        async def notifications(request: Request) -> JSONResponse:
+            self.calls += 1
+            if request.headers.get("authorization") != f"Bearer {self.token}":
+                return JSONResponse({"error": "The access token is invalid"}, status_code=401)
+            if self.rate_limit_next:
+                self.rate_limit_next -= 1
+                return JSONResponse({"error": "Too many requests"}, status_code=429, headers={"Retry-After": "0.05"})
+            if self.fail_every and self.calls % self.fail_every == 0:
+                return JSONResponse({"error": "upstream"}, status_code=503)
+            q = request.query_params
+            types = q.getlist("types[]")
+            key = lambda i: (len(i), i)  # noqa: E731 - ids compare as numbers
+            items = [n for n in self.notifications[:self.published] if not types or n["type"] in types]
+            if q.get("max_id"):
+                items = [n for n in items if key(n["id"]) < key(q["max_id"])]
+            if q.get("since_id"):
+                items = [n for n in items if key(n["id"]) > key(q["since_id"])]
+            if q.get("min_id"):
+                items = [n for n in items if key(n["id"]) > key(q["min_id"])]
+            limit = min(int(q.get("limit", 40)), 80)
+            # with min_id the page immediately newer than it, otherwise the newest page; newest first
+            page = items[:limit] if q.get("min_id") else items[-limit:]
+            return JSONResponse(list(reversed(page)))
+
+        return app
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeMastodon]:
+        server = uvicorn.Server(uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning",
+                                               lifespan="off"))
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        try:
+            yield self
+        finally:
+            server.should_exit = True
+            await task
