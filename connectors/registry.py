@@ -13,6 +13,9 @@ from connectors.cursors import CursorStore
 from connectors.dropfolder import DropFolderConnector
 from connectors.email_imap import ImapConfig, ImapConnector
 from connectors.http_intake import HttpIntakeConnector
+from connectors.social_mastodon import MastodonConfig, MastodonConnector
+from connectors.social_meta import MetaConfig, MetaWebhookRoutes
+from connectors.social_x import XConfig, XWebhookRoutes
 from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
 
 
@@ -22,6 +25,9 @@ class ConnectorsConfig(BaseModel):
     http_intake: HttpIntakeConfig = HttpIntakeConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     imap: ImapConfig = ImapConfig()
+    social_meta: MetaConfig = MetaConfig()
+    social_x: XConfig = XConfig()
+    social_mastodon: MastodonConfig = MastodonConfig()
 
 
 def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Connector]:
@@ -30,9 +36,15 @@ def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Conn
         found.append(DropFolderConnector(cfg.dropfolder))
     if cfg.imap.enabled:
         found.append(ImapConnector(cfg.imap, cursors))
+    if cfg.social_mastodon.enabled:
+        found.append(MastodonConnector(cfg.social_mastodon, cursors))
     routes: list[HttpRoutes] = []
     if cfg.transcripts.enabled:
         routes.append(TranscriptRoutes(cfg.transcripts))
+    if cfg.social_meta.enabled:
+        routes.append(MetaWebhookRoutes(cfg.social_meta))
+    if cfg.social_x.enabled:
+        routes.append(XWebhookRoutes(cfg.social_x))
     if cfg.http_intake.enabled or routes:
         found.append(HttpIntakeConnector(cfg.http_intake, routes))
     return found

@@ -7,6 +7,7 @@ Environment overrides use `__` for nesting: `INTAKE_TRANSPORT=kafka`,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connectors.registry import ConnectorsConfig
 
 ENV_PREFIX = "INTAKE_"
+_SECRETISH = re.compile(r"secret|password|token|api_key", re.I)
 
 
 class ConfigError(Exception):
@@ -107,7 +109,9 @@ def _describe(error: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {key}: {item['msg']}" + (f" (got {item['input']!r})" if "input" in item else ""))
+        # echo scalars only: a section's input may hold secrets (passwords, tokens, app secrets)
+        shown = "input" in item and not isinstance(item["input"], dict | list) and not _SECRETISH.search(key)
+        lines.append(f"  {key}: {item['msg']}" + (f" (got {item['input']!r})" if shown else ""))
     return "\n".join(lines)
 
 

@@ -43,3 +43,13 @@ def test_cli_exits_with_the_key_named(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "kafka.partitions" in proc.stderr
+
+
+def test_config_errors_never_echo_secrets(tmp_path):
+    (tmp_path / "c.yaml").write_text("connectors:\n  imap:\n    enabled: true\n    accounts:\n"
+                                     "      - host: imap.example\n        username: u\n"
+                                     "        password: hunter2-secret\n        oauth2_token: tok-123\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "c.yaml", environ={})
+    assert "connectors.imap.accounts.0" in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "tok-123" not in str(caught.value)
