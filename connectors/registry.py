@@ -16,6 +16,7 @@ from connectors.http_intake import HttpIntakeConnector
 from connectors.social_mastodon import MastodonConfig, MastodonConnector
 from connectors.social_meta import MetaConfig, MetaWebhookRoutes
 from connectors.social_x import XConfig, XWebhookRoutes
+from connectors.telegram import TelegramConfig, TelegramConnector, TelegramWebhookRoutes
 from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
 
 
@@ -25,6 +26,7 @@ class ConnectorsConfig(BaseModel):
     http_intake: HttpIntakeConfig = HttpIntakeConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     imap: ImapConfig = ImapConfig()
+    telegram: TelegramConfig = TelegramConfig()
     social_meta: MetaConfig = MetaConfig()
     social_x: XConfig = XConfig()
     social_mastodon: MastodonConfig = MastodonConfig()
@@ -41,6 +43,10 @@ def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Conn
     routes: list[HttpRoutes] = []
     if cfg.transcripts.enabled:
         routes.append(TranscriptRoutes(cfg.transcripts))
+    if cfg.telegram.enabled:
+        found.append(TelegramConnector(cfg.telegram, cursors))  # webhook mode: registers the webhook, then idles
+        if cfg.telegram.mode == "webhook":
+            routes.append(TelegramWebhookRoutes(cfg.telegram))
     if cfg.social_meta.enabled:
         routes.append(MetaWebhookRoutes(cfg.social_meta))
     if cfg.social_x.enabled:

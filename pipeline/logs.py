@@ -23,4 +23,8 @@ def configure(cfg: LoggingConfig) -> None:
     handler.setFormatter(JsonFormatter() if cfg.json_lines else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=cfg.level, handlers=[handler], force=True)
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(cfg.level)))
+    quiet = max(logging.WARNING, logging.getLevelName(cfg.level))
+    logging.getLogger("aiokafka").setLevel(quiet)
+    # httpx logs every request URL at INFO, and a Telegram Bot API URL holds the bot token
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)
