@@ -6,7 +6,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -94,3 +94,32 @@ class HttpIntakeConfig(_Frozen):
     port: int = Field(default=8088, ge=0, le=65535)
     api_keys: tuple[SecretStr, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+async def deliver_batch(sink: Sink, envelopes: Sequence[Envelope], stop: asyncio.Event, metrics: ConnectorMetrics,
+                        stand_in: Callable[[Envelope, str], Envelope] | None = None) -> bool:
+    """`deliver` a batch; if the sink refuses it for good, go one by one so the rest still get
+    through. A refused envelope is counted as rejected, logged, and replaced by `stand_in(envelope,
+    reason)` when given (a small flagged record of it). True once every one is settled, False if
+    stop came first."""
+    try:
+        return await deliver(sink, envelopes, stop, metrics)
+    except InputError:
+        pass
+    for envelope in envelopes:
+        try:
+            if not await deliver(sink, [envelope], stop, metrics):
+                return False
+            continue
+        except InputError as exc:
+            refused = exc
+        metrics.rejected += 1
+        log.error("%s: the sink refused %s for good: %s", metrics.connector, envelope.delivery_key, refused)
+        if stand_in is not None:
+            try:
+                if not await deliver(sink, [stand_in(envelope, str(refused))], stop, metrics):
+                    return False
+            except InputError as again:
+                log.error("%s: the stand-in for %s was refused too: %s", metrics.connector, envelope.delivery_key,
+                          again)
+    return True

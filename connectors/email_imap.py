@@ -34,7 +34,7 @@ from imapclient import IMAPClient
 from imapclient.imapclient import SocketTimeout
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connectors.base import Connector, InputError, Sink, deliver
+from connectors.base import Connector, InputError, Sink, deliver_batch
 from connectors.cursors import CursorStore
 from connectors.email_mime import parse_email
 from connectors.metrics import ConnectorMetrics
@@ -396,26 +396,7 @@ class _FolderWorker:
         metrics = self.connector.metrics
         if not envelopes:
             return True
-        try:
-            return await deliver(sink, envelopes, stop, metrics)
-        except InputError:
-            pass
-        for envelope in envelopes:  # find the one(s) the sink refuses; the rest must still go through
-            try:
-                if not await deliver(sink, [envelope], stop, metrics):
-                    return False
-                continue
-            except InputError as exc:
-                refused = exc
-            metrics.error(refused)
-            try:
-                if not await deliver(sink, [refused_envelope(envelope, str(refused))], stop, metrics):
-                    return False
-            except InputError as again:
-                metrics.rejected += 1
-                log.error("imap %s: the sink refused %s for good (%s); skipping it", self.label, envelope.raw_ref,
-                          again)
-        return True
+        return await deliver_batch(sink, envelopes, stop, metrics, stand_in=refused_envelope)
 
     def _set_lag(self, waiting: int) -> None:
         self.lag = waiting

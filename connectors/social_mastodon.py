@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connectors.base import Connector, InputError, Sink, deliver
+from connectors.base import Connector, InputError, Sink, deliver_batch
 from connectors.cursors import CursorStore
 from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import attachment, text_or_placeholder
@@ -172,17 +172,7 @@ class MastodonConnector(Connector):
         if not envelopes:
             return True
         self.metrics.received += len(envelopes)
-        try:
-            return await deliver(sink, envelopes, stop, self.metrics)
-        except InputError:  # refused for good: find which, keep the rest
-            for envelope in envelopes:
-                try:
-                    if not await deliver(sink, [envelope], stop, self.metrics):
-                        return False
-                except InputError as exc:
-                    self.metrics.rejected += 1
-                    log.error("mastodon: %s refused by the sink: %s", envelope.delivery_key, exc)
-            return True
+        return await deliver_batch(sink, envelopes, stop, self.metrics)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

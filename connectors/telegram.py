@@ -28,7 +28,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
-from connectors.base import Connector, InputError, Sink, deliver
+from connectors.base import Connector, Sink, deliver_batch
 from connectors.cursors import CursorStore
 from connectors.http_intake import hand_over
 from connectors.metrics import ConnectorMetrics
@@ -208,17 +208,7 @@ class TelegramConnector(Connector):
         if not envelopes:
             return True
         self.metrics.received += len(envelopes)
-        try:
-            return await deliver(sink, envelopes, stop, self.metrics)
-        except InputError:  # refused for good: find which, keep the rest
-            for envelope in envelopes:
-                try:
-                    if not await deliver(sink, [envelope], stop, self.metrics):
-                        return False
-                except InputError as exc:
-                    self.metrics.rejected += 1
-                    log.error("telegram: %s refused by the sink: %s", envelope.delivery_key, exc)
-            return True
+        return await deliver_batch(sink, envelopes, stop, self.metrics)
 
 
 async def register_webhook(bot: Bot, cfg: TelegramConfig) -> bool:

@@ -338,7 +338,7 @@ def test_a_refused_envelope_is_replaced_by_a_flagged_one_and_the_rest_flows() ->
     sink, connector = asyncio.run(scenario())
     assert [e.message_id for e in sink.envelopes] == [f"<m{i}@fake>" for i in range(6)]
     assert sink.envelopes[3].metadata["imap_problem"].startswith("refused by the sink: too large")
-    assert connector.metrics.errors == 1
+    assert connector.metrics.rejected == 1
 
 
 @pytest.mark.parametrize("crash", [False, True])
