@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -42,27 +42,13 @@ async def hand_over(sink: Sink, envelopes: Sequence[Envelope], metrics: Connecto
     metrics.accepted(len(envelopes))
 
 
-def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = (),
-              metrics: ConnectorMetrics | None = None) -> FastAPI:
-    """The intake server: POST /v1/messages, the routes of every HTTP channel, /healthz, /metrics."""
-    app = FastAPI(title="Omnintake HTTP intake", version="1")
-    metrics = metrics or ConnectorMetrics("http_intake")
-    for route in routes:
-        app.include_router(route.router(sink))
-    registry = CollectorRegistry()
-    registry.register(PrometheusCollector())
+def messages_router(cfg: HttpIntakeConfig, sink: Sink, metrics: ConnectorMetrics) -> APIRouter:
+    """POST /v1/messages: JSON envelopes from web forms and other systems."""
+    router = APIRouter()
     keys = [k.get_secret_value() for k in cfg.api_keys]
     seen: dict[str, dict[str, Any]] = {}
 
-    @app.get("/healthz")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/v1/messages", status_code=202)
+    @router.post("/v1/messages", status_code=202)
     async def post_messages(request: Request, x_api_key: str | None = Header(default=None),
                             idempotency_key: str | None = Header(default=None)) -> JSONResponse:
         if keys and not any(hmac.compare_digest(x_api_key or "", k) for k in keys):
@@ -88,6 +74,29 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = 
             if len(seen) > 10000:
                 seen.pop(next(iter(seen)))
         return JSONResponse(answer, status_code=202)
+
+    return router
+
+
+def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = (),
+              metrics: ConnectorMetrics | None = None) -> FastAPI:
+    """The intake server: POST /v1/messages (when `cfg.enabled`), the routes of every HTTP channel,
+    /healthz and /metrics."""
+    app = FastAPI(title="Omnintake HTTP intake", version="1")
+    if cfg.enabled:
+        app.include_router(messages_router(cfg, sink, metrics or ConnectorMetrics("http_intake")))
+    for route in routes:
+        app.include_router(route.router(sink))
+    registry = CollectorRegistry()
+    registry.register(PrometheusCollector())
+
+    @app.get("/healthz")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

@@ -106,3 +106,14 @@ def test_metrics_endpoint_exposes_every_connector(envelope_dict):
     name = 'omnintake_connector_published_total{connector="http_intake"}'
     published = [line for line in text.splitlines() if line.startswith(name)]
     assert published and float(published[0].split()[-1]) >= 1
+
+
+def test_with_http_intake_disabled_only_the_channel_routes_are_served(envelope_dict):
+    from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
+
+    sink = RecordingSink()
+    http = TestClient(build_app(HttpIntakeConfig(enabled=False), sink, [TranscriptRoutes(TranscriptsConfig())]))
+    assert http.post("/v1/messages", json=envelope_dict()).status_code == 404
+    assert http.post("/v1/transcripts?format=vtt&call_id=c1",
+                     content="WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n").status_code == 202
+    assert len(sink.envelopes) == 1

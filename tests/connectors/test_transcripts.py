@@ -267,3 +267,42 @@ def test_intake_transcript_parse_cli_prints_segments(tmp_path):
     assert {s["role"] for s in good["segments"]} == {"agent", "customer"}
     assert not bad["ok"] and "timing" in bad["error"]
     assert Path(good["file"]).name == "call-0004.srt"
+
+
+def test_conformance_upload_server_restarted_mid_stream_of_5000_calls():
+    from connectors.http_intake import HttpIntakeConnector
+    from tests.connectors.conformance import restart_mid_stream
+    from tests.connectors.test_http_intake import free_port
+
+    port = free_port()
+    calls = [(f"call-{i}", f"WEBVTT\n\n00:00.000 --> 00:02.000\n<v Customer>order {i} never arrived\n")
+             for i in range(5000)]
+    expected = {f"phone:phone:{call_id}" for call_id, _ in calls}
+
+    async def upload(client: httpx.AsyncClient, call_id: str, vtt: str) -> None:
+        while True:  # a well-behaved uploader: retry on 503 and on a refused connection
+            try:
+                answer = await client.post(f"http://127.0.0.1:{port}/v1/transcripts", content=vtt,
+                                           params={"call_id": call_id, "caller": "+15550100"},
+                                           headers={"Content-Type": "text/vtt"})
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+                continue
+            if answer.status_code == 202:
+                return
+            assert answer.status_code == 503, answer.text
+
+    async def feed():
+        queue = list(reversed(calls))
+        async with httpx.AsyncClient(timeout=10) as client:
+            async def worker():
+                while queue:
+                    await upload(client, *queue.pop())
+            await asyncio.gather(*(worker() for _ in range(8)))
+
+    def make():
+        return HttpIntakeConnector(HttpIntakeConfig(port=port, enabled=False), [TranscriptRoutes(TranscriptsConfig())])
+
+    report = asyncio.run(restart_mid_stream(make, expected, feed=feed, restarts=2, seed=5))
+    report.assert_exactly_once()
+    assert len(report.stops) == 3 and report.sink_failures > 0

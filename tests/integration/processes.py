@@ -21,6 +21,7 @@ def write_config(settings: Settings, path: Path) -> Path:
     data = settings.model_dump(mode="json")
     data["connectors"]["dropfolder"]["enabled"] = False
     data["connectors"]["http_intake"]["enabled"] = False
+    data["connectors"]["transcripts"]["enabled"] = False  # no intake server: processes side by side
     data["relay"]["poll_interval_s"] = 0.2
     path.write_text(yaml.safe_dump(data))
     return path

@@ -125,6 +125,8 @@ def test_every_sample_mail_arrives_once(dovecot: DovecotServer, folder: str) -> 
     assert sorted(uids) == list(range(1, len(files) + 1)), "every mail once, by its UID"
     assert max(uids.values()) == 1
     for path, envelope in zip(files, sink.envelopes, strict=True):  # UIDs follow APPEND order
+        if path.read_bytes().startswith(b"\xd0\xcf\x11\xe0"):  # an Outlook .msg is no RFC 822 mail: the
+            continue  # server stores it with its bare newlines made CRLF, so only its arrival counts
         try:
             expected = parse_email(path.read_bytes(), "alice").message_id
         except Exception:
