@@ -2,9 +2,13 @@
 
 1. delivery: the same channel message again (same delivery key) is dropped;
 2. content: the same text from the same customer within the window joins that ticket;
-3. thread: an email reply or a message in the same conversation joins the thread's open ticket;
-4. open ticket: any other message from a customer with an open ticket joins it.
-Otherwise the message opens a new ticket.
+3. near: nearly the same text (re-cased, trimmed, forwarded with quotes, sent again through another
+   of the customer's linked identities) within the window joins that ticket (`pipeline.dedup.sketch`);
+4. thread: an email reply or a message in the same conversation joins the thread's open ticket;
+5. open ticket: any other message from a customer with an open ticket joins it.
+Otherwise the message opens a new ticket. Content and near duplicates count as repeat contacts.
+"Customer" means the customer after identity linking (`pipeline.identity`), so one person's email
+and Telegram messages meet here.
 
 Auto-replies, bounces and looping mail (`metadata["auto_reply"]`, set by the email parser) are
 recorded but never open, reopen or change a ticket: they attach to the open ticket their thread
@@ -17,9 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pipeline.dedup.sketch import MIN_SHINGLES, Sketch, compare
 from pipeline.stages import WorkItem
 
-Outcome = Literal["new", "delivery_duplicate", "content_duplicate", "thread", "open_ticket", "auto_reply"]
+Outcome = Literal["new", "delivery_duplicate", "content_duplicate", "near_duplicate", "thread", "open_ticket",
+                  "auto_reply"]
+NEAR_JACCARD = 0.6
+NEAR_CONTAINMENT = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,8 @@ class DedupState:
     recent_content: dict[tuple[int, str], tuple[object, datetime]] = field(default_factory=dict)
     ticket_by_number: dict[str, object] = field(default_factory=dict)  # open tickets named in subjects
     open_tickets: set[object] = field(default_factory=set)  # open tickets among the thread and number lookups
+    sketches: dict[str, Sketch] = field(default_factory=dict)  # by delivery key, for this batch's items
+    recent_sketches: dict[int, list[tuple[object, datetime, Sketch]]] = field(default_factory=dict)
 
 
 def thread_refs(item: WorkItem) -> list[str]:
@@ -76,6 +86,9 @@ class DedupStage:
         if seen is not None and seen[0] == open_ticket and abs(env.received_at - seen[1]) <= self.window:
             return DedupDecision("content_duplicate", seen[0],
                                  f"same text from this customer within {self.window}", 1.0)
+        near = self._near(item, customer_id, open_ticket, state)
+        if near is not None:
+            return near
         number = env.metadata.get("ticket_number")
         if number and open_ticket is not None and state.ticket_by_number.get(number) == open_ticket:
             return DedupDecision("thread", open_ticket, f"ticket number {number} in the subject", 1.0)
@@ -86,6 +99,27 @@ class DedupStage:
         if open_ticket is not None:
             return DedupDecision("open_ticket", open_ticket, "customer has an open ticket", 1.0)
         return DedupDecision("new", None, "no earlier message matched", 0.0)
+
+    def _near(self, item: WorkItem, customer_id: int, open_ticket: object | None,
+              state: DedupState) -> DedupDecision | None:
+        mine = state.sketches.get(item.envelope.delivery_key)
+        if open_ticket is None or mine is None or mine.size < MIN_SHINGLES:
+            return None
+        best = None
+        for ticket, received, other in state.recent_sketches.get(customer_id, ()):
+            if ticket != open_ticket or abs(item.envelope.received_at - received) > self.window:
+                continue
+            if other.size < MIN_SHINGLES:
+                continue
+            sim = compare(mine, other)
+            if (sim.jaccard >= NEAR_JACCARD or sim.containment >= NEAR_CONTAINMENT) and (
+                    best is None or sim.score > best.score):
+                best = sim
+        if best is None:
+            return None
+        return DedupDecision("near_duplicate", open_ticket,
+                             f"nearly the same text from this customer within {self.window} ({best.reason})",
+                             round(best.score, 4))
 
     @staticmethod
     def _auto_reply(item: WorkItem, open_ticket: object | None, state: DedupState) -> DedupDecision:
@@ -111,6 +145,9 @@ class DedupStage:
             return
         state.open_ticket_by_customer[customer_id] = ticket_ref
         state.recent_content[(customer_id, item.content_hash)] = (ticket_ref, env.received_at)
+        mine = state.sketches.get(env.delivery_key)
+        if mine is not None:
+            state.recent_sketches.setdefault(customer_id, []).append((ticket_ref, env.received_at, mine))
         if env.channel == "email":
             state.ticket_by_thread_ref[env.message_id] = ticket_ref
         for ref in thread_refs(item):

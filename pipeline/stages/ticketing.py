@@ -1,7 +1,8 @@
 """Create a ticket or append to the customer's open one; emit the ticket events for the outbox.
 
 Works on plain row dicts so the store can write them in one transaction. A ticket's urgency
-only rises; a repeat contact (third message or a repeated text) raises it one level.
+only rises; a repeat contact (third message, or the same or nearly the same text again) raises it
+one level.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pipeline.stages import WorkItem
 from pipeline.stages.dedup import DedupDecision
 
 _TIMES = ("sla_due_at", "created_at", "updated_at")
+_REPEATS = ("content_duplicate", "near_duplicate")  # the same complaint again: a repeat contact
 _TYPE_RANK = {"complaint": 4, "inquiry": 3, "suggestion": 2, "praise": 1, "spam": 0}
 
 
@@ -51,8 +53,8 @@ class TicketStage:
         before = {k: ticket[k] for k in ("type", "category", "urgency")}
         ticket["message_count"] += 1
         ticket["updated_at"] = now
-        repeat = decision.outcome == "content_duplicate" or ticket["message_count"] >= 3
-        if decision.outcome == "content_duplicate":
+        repeat = decision.outcome in _REPEATS or ticket["message_count"] >= 3
+        if decision.outcome in _REPEATS:
             ticket["repeat_count"] += 1
         if _TYPE_RANK[labels.type] > _TYPE_RANK[ticket["type"]]:
             ticket["type"], ticket["category"] = labels.type, labels.category

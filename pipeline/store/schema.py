@@ -66,6 +66,7 @@ customers = Table(
     Column("display_name", String(200)),
     Column("vip", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("merged_into_id", Id),  # while merged into another customer (no foreign key: SQLite would copy the table)
 )
 
 customer_identities = Table(
@@ -144,6 +145,55 @@ ticket_events = Table(
     Column("published_at", UtcDateTime()),
     Index("ix_ticket_events_unpublished", "id", postgresql_where=text("published_at IS NULL"),
           sqlite_where=text("published_at IS NULL")),
+)
+
+# Near-duplicate sketches of stored messages (pipeline.dedup.sketch): compared against a customer's
+# recent messages, found through (customer_id, received_at).
+dedup_sketches = Table(
+    "dedup_sketches", metadata,
+    Column("message_id", Id, ForeignKey("messages.id"), primary_key=True, autoincrement=False),
+    Column("customer_id", Id, nullable=False),
+    Column("ticket_id", Id),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("sketch", LargeBinary, nullable=False),
+    Index("ix_dedup_sketches_customer_received", "customer_id", "received_at"),
+)
+
+# LSH band keys of the same sketches, to find near duplicates from other customers within the
+# window (identity suggestions): a lookup is a range scan of the primary key per band.
+dedup_bands = Table(
+    "dedup_bands", metadata,
+    Column("band_key", BigInteger, primary_key=True, autoincrement=False),
+    Column("received_at", UtcDateTime(), primary_key=True),
+    Column("message_id", Id, primary_key=True, autoincrement=False),
+    Column("customer_id", Id, nullable=False),
+)
+
+# Two customers who may be one person, offered to operators (customer_a < customer_b).
+identity_suggestions = Table(
+    "identity_suggestions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_a", Id, ForeignKey("customers.id"), nullable=False),
+    Column("customer_b", Id, ForeignKey("customers.id"), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # open, merged, dismissed
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime()),
+    Index("uq_identity_suggestions_customer_a_customer_b", "customer_a", "customer_b", unique=True),
+)
+
+# Every merge with what it moved, so un-merge can put it back.
+customer_merges = Table(
+    "customer_merges", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("target_customer_id", Id, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("automatic", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("undone_at", UtcDateTime()),
 )
 
 connector_cursors = Table(

@@ -34,7 +34,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
+from pipeline.dedup.sketch import MIN_SHINGLES, Sketch, band_keys, compare, sketch
 from pipeline.envelope import utcnow
+from pipeline.identity import link_evidence, strong_evidence, suggest
 from pipeline.stages import WorkItem
 from pipeline.stages.dedup import DedupDecision, DedupStage, DedupState, thread_refs
 from pipeline.stages.ticketing import TicketStage
@@ -42,10 +44,16 @@ from pipeline.store.schema import (
     OPEN_STATUSES,
     customer_identities,
     customers,
+    dedup_bands,
+    dedup_sketches,
     messages,
     ticket_events,
     tickets,
 )
+
+SUGGEST_MIN_SHINGLES = 8  # shorter texts ("where is my order?") are said alike by strangers
+SUGGEST_SCORE = 0.8
+SUGGEST_NAME_SCORE = 0.5  # the same display name and text this similar
 
 _MUTABLE = ("type", "category", "urgency", "message_count", "repeat_count", "sla_due_at", "updated_at")
 
@@ -134,6 +142,9 @@ class SqlTicketStore:
 
     def _apply(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> BatchOutcome:
         customer_of = self._resolve_customers(conn, items, now)
+        evidence = [item.envelope for item in items if strong_evidence(item.envelope)]
+        if evidence:
+            link_evidence(conn, evidence, customer_of, now)
         state = self._load_state(conn, items, customer_of)
         stored_tickets: dict[int, dict[str, Any]] = {}
         open_ids = sorted(set(state.open_ticket_by_customer.values()) | state.open_tickets)
@@ -184,8 +195,12 @@ class SqlTicketStore:
                 [{f"b_{c}": stored_tickets[t][c] for c in _MUTABLE} | {"b_id": t} for t in sorted(touched)],
             )
         if message_rows:
-            bulk_insert(conn, messages, [self._message_row(ticket_id(ref), item, decision, cid, now)
-                                            for ref, item, decision, cid in message_rows])
+            rows = [self._message_row(ticket_id(ref), item, decision, cid, now)
+                    for ref, item, decision, cid in message_rows]
+            for row, mid in zip(rows, _allocate_ids(conn, messages, len(rows)), strict=True):
+                row["id"] = mid
+            bulk_insert(conn, messages, rows)
+            self._index_sketches(conn, rows, [(item, decision) for _, item, decision, _ in message_rows], state, now)
         events = []
         for ref, ticket_copy, item, decision, changes in pending_events:
             ticket_copy["number"] = ref.row["number"] if isinstance(ref, _NewTicket) else ticket_copy["number"]
@@ -229,6 +244,7 @@ class SqlTicketStore:
         state.open_ticket_by_customer.update(dict(rows.tuples().all()))
         auto = any("auto_reply" in item.envelope.metadata for item in items)
         if not state.open_ticket_by_customer and not auto:
+            self._sketch_items(items, state)
             return state  # nobody in this batch has an open ticket: nothing to join
         pairs = sorted({(customer_of[i.envelope.sender.key], i.content_hash) for i in items
                         if customer_of[i.envelope.sender.key] in state.open_ticket_by_customer})
@@ -249,7 +265,107 @@ class SqlTicketStore:
         if auto and thread_tickets:  # an auto-reply may join another customer's open thread (a bounce, say)
             state.open_tickets.update(conn.execute(select(tickets.c.id).where(
                 and_(_in(conn, tickets.c.id, thread_tickets), tickets.c.status.in_(OPEN_STATUSES)))).scalars())
+        self._load_conversations(conn, items, state)
+        self._sketch_items(items, state)
+        self._load_sketches(conn, items, customer_of, state)
         return state
+
+    def _load_conversations(self, conn: Connection, items: Sequence[WorkItem], state: DedupState) -> None:
+        """A chat conversation continues on the open ticket it was last seen on, within the window."""
+        chats = [i.envelope for i in items if i.envelope.channel != "email" and i.envelope.conversation_id]
+        open_ids = sorted(set(state.open_ticket_by_customer.values()))
+        if not chats or not open_ids:
+            return
+        since = min(env.received_at for env in chats) - self.dedup.window
+        m = messages.c
+        rows = conn.execute(select(m.channel, m.account, m.conversation_id, m.ticket_id).where(and_(
+            _in(conn, m.ticket_id, open_ids), _in(conn, m.conversation_id, sorted({e.conversation_id for e in chats})),
+            m.received_at >= since)))
+        for channel, account, conversation, ticket in rows:
+            state.ticket_by_thread_ref.setdefault(f"{channel}:{account}:{conversation}", ticket)
+
+    @staticmethod
+    def _sketch_items(items: Sequence[WorkItem], state: DedupState) -> None:
+        """Sketch what the customer said; an email that continues none of our threads (a forward from
+        the customer's sent folder, say) is sketched whole, quotes included."""
+        for item in items:
+            env = item.envelope
+            if "auto_reply" in env.metadata:
+                continue
+            whole = env.channel == "email" and not any(r in state.ticket_by_thread_ref for r in thread_refs(item))
+            state.sketches[env.delivery_key] = sketch(item.text if whole else item.classify_text)
+
+    def _load_sketches(self, conn: Connection, items: Sequence[WorkItem], customer_of: dict[str, int],
+                       state: DedupState) -> None:
+        """Sketches of the recent messages on the open tickets of this batch's customers."""
+        if not state.open_ticket_by_customer or not state.sketches:
+            return
+        since = min(i.envelope.received_at for i in items) - self.dedup.window
+        d = dedup_sketches.c
+        rows = conn.execute(select(d.customer_id, d.ticket_id, d.received_at, d.sketch).where(and_(
+            _in(conn, d.customer_id, sorted(state.open_ticket_by_customer)), d.received_at >= since))
+            .order_by(d.received_at))
+        for customer_id, ticket, received, raw in rows:
+            if ticket == state.open_ticket_by_customer.get(customer_id):
+                state.recent_sketches.setdefault(customer_id, []).append((ticket, received, Sketch.from_bytes(raw)))
+
+    def _index_sketches(self, conn: Connection, rows: list[dict[str, Any]],
+                        decided: list[tuple[WorkItem, DedupDecision]], state: DedupState, now: datetime) -> None:
+        """Store the sketches and band keys of stored messages; offer identity suggestions where a new
+        complaint nearly repeats another customer's within the window."""
+        sketch_rows, band_rows, probes = [], [], []
+        for row, (item, decision) in zip(rows, decided, strict=True):
+            mine = state.sketches.get(item.envelope.delivery_key)
+            if mine is None or mine.size < MIN_SHINGLES:
+                continue
+            sketch_rows.append({"message_id": row["id"], "customer_id": row["customer_id"],
+                                "ticket_id": row["ticket_id"], "received_at": row["received_at"],
+                                "sketch": mine.to_bytes()})
+            if mine.size >= SUGGEST_MIN_SHINGLES:
+                keys = band_keys(mine)
+                band_rows += [{"band_key": k, "received_at": row["received_at"], "message_id": row["id"],
+                               "customer_id": row["customer_id"]} for k in dict.fromkeys(keys)]
+                if decision.outcome in ("new", "open_ticket", "thread"):
+                    probes.append((row, mine, keys))
+        if probes:
+            self._suggest(conn, probes, now)
+        bulk_insert(conn, dedup_sketches, sketch_rows)
+        bulk_insert(conn, dedup_bands, band_rows)
+
+    def _suggest(self, conn: Connection, probes: list[tuple[dict[str, Any], Sketch, list[int]]], now: datetime) -> None:
+        window = self.dedup.window
+        keys = sorted({k for _, _, ks in probes for k in ks})
+        since = min(row["received_at"] for row, _, _ in probes) - window
+        b = dedup_bands.c
+        hits = conn.execute(select(b.band_key, b.message_id, b.customer_id, b.received_at).where(
+            and_(_in(conn, b.band_key, keys), b.received_at >= since)).limit(50 * len(probes))).all()
+        if not hits:
+            return
+        by_key: dict[int, list[Any]] = {}
+        for hit in hits:
+            by_key.setdefault(hit.band_key, []).append(hit)
+        wanted = sorted({h.message_id for h in hits})
+        found = conn.execute(select(dedup_sketches.c.message_id, dedup_sketches.c.sketch, customers.c.display_name)
+                             .join(customers, customers.c.id == dedup_sketches.c.customer_id)
+                             .where(_in(conn, dedup_sketches.c.message_id, wanted))).all()
+        other = {mid: (Sketch.from_bytes(raw), name) for mid, raw, name in found}
+        names = dict(conn.execute(select(customers.c.id, customers.c.display_name).where(
+            _in(conn, customers.c.id, sorted({row["customer_id"] for row, _, _ in probes})))).tuples().all())
+        for row, mine, ks in probes:
+            seen: set[int] = set()
+            for hit in (h for k in ks for h in by_key.get(k, ())):
+                if hit.customer_id == row["customer_id"] or hit.customer_id in seen or hit.message_id not in other:
+                    continue
+                if abs(row["received_at"] - hit.received_at) > window:
+                    continue
+                theirs, their_name = other[hit.message_id]
+                sim = compare(mine, theirs)
+                my_name = names.get(row["customer_id"])
+                same_name = bool(my_name and their_name and my_name.casefold() == their_name.casefold())
+                if sim.score >= SUGGEST_SCORE or (same_name and sim.score >= SUGGEST_NAME_SCORE):
+                    seen.add(hit.customer_id)
+                    why = ("same name, " if same_name else "") + f"nearly the same text within {window} ({sim.reason})"
+                    suggest(conn, row["customer_id"], hit.customer_id, sim.score, why, now)
 
     def _insert_tickets(self, conn: Connection, new: list[_NewTicket]) -> None:
         if not new:
