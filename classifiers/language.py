@@ -1,34 +1,78 @@
-"""Language detection: writing-system rules first, Vietnamese cues, then langdetect (seeded).
+"""Language detection that combines what each method is best at.
 
-Scripts that belong to one language (Greek, Han without kana, Hangul, Thai, ...) are answered
-by counting characters; Latin and Cyrillic text goes to a deterministic langdetect backend
-(`langdetect-rs`, bit-identical to `langdetect` and much faster, or `langdetect` itself).
-Text without letters is `und`.
+1. Writing system: a script that belongs to one language (Greek, Hangul, Thai, Devanagari, ...) answers
+   by counting letters; kana means Japanese; Han alone is Chinese unless its characters or words are
+   Japanese; Arabic script is Arabic, Persian or Urdu by their letters.
+2. Latin and Cyrillic text: word frequencies (wordfreq lists, with Vietnamese also typed without
+   diacritics) and langdetect's character n-grams restricted to the candidate languages, summed as
+   log-probabilities with the caller's prior; the word model carries short texts, the n-grams carry
+   unknown words and long texts.
+3. Text in several scripts or with quoted blocks in another language is split into segments, each
+   detected on its own; the main language is the one with the most weight (quotes count less).
+Text without letters is `und`, and so is an answer whose confidence is under `min_confidence`.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
-import unicodedata
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-UNDETERMINED = "und"
-Backend = Literal["langdetect-rs", "langdetect"]
+from pydantic import BaseModel, ConfigDict, Field
 
-_URLS = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
-_VI_LETTERS = set("ăđơưạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹ")
-# Frequent Vietnamese syllables typed without diacritics that are rare words in other languages.
-_VI_BARE = frozenset(
-    "khong duoc cua toi minh hang giao dat nhan nguoi nhung voi chua roi lam gui tien tra sao vay "
-    "nhe nha shop cam biet muon duoc qua rat lai hoan huy doi nhanh cham tre bao gio oi ban chi anh "
-    "em dung sai hong loi phai thi cung nhu nay kia dau".split()
+from classifiers.language_script import OWN_SCRIPT, STATISTICAL, ScriptRun, arabic_language, script_runs
+from classifiers.language_words import HanModel, WordModel, words_of
+
+UNDETERMINED = "und"
+DEFAULT_LANGUAGES = ("en", "vi", "zh", "ru", "el", "es", "de", "fr", "pt", "ja", "ar", "th", "id", "tr", "uk",
+                     "ko", "hi")
+Backend = Literal["langdetect-rs", "langdetect"]
+CYRILLIC_LANGS = frozenset({"ru", "uk", "bg", "mk", "sr", "be", "kk", "ky", "mn", "tg"})
+MAX_CHARS = 20_000  # beyond this the language is already clear; 1 MB of text costs no more than 20 kB
+_LN10 = math.log(10)
+_WORD_WEIGHT = 1.0
+_NGRAM_WEIGHT = 0.6
+_NGRAM_FLOOR = 1e-4
+_PRIOR_FLOOR = 0.1  # a language the prior never saw keeps this weight against 1.0 for the usual one
+_QUOTED_WEIGHT = 0.25
+_NON_LATIN_WEIGHT = 2.0  # brand names and URLs put Latin letters into every script, rarely the reverse
+_MIN_RUN_LETTERS = 3
+_MIN_BLOCK_LETTERS = 20
+_SANITISE = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]|[\x00-\x08\x0b-\x1f\x7f]")
+# Frequent pairs of Vietnamese syllables typed without diacritics; each one seen adds evidence.
+_VI_BARE_PAIRS = frozenset(
+    "cam on|xin chao|don hang|giao hang|bao gio|tai sao|bao nhieu|khong duoc|chua nhan|hoan tien|doi tra|"
+    "san pham|dia chi|dien thoai|thanh toan|van chuyen|khach hang|ho tro|lien he|giup em|giup minh|shop oi|"
+    "ad oi|nhe shop|a shop|cho em|cho minh|em muon|minh muon|toi muon|khong nhan|nhan duoc|giao tre|"
+    "hang chua|bi loi|bi hong|tra hang|huy don|dat hang|mua hang|chat luong|dong goi|giao nham|sai mau|"
+    "tu van|kiem tra|xin loi|cam on ban|the nao|nhu the|duoc khong|co khong|roi ma|lau qua|cham qua".split("|")
 )
-_SCRIPT_LANG = {"GREEK": "el", "HANGUL": "ko", "THAI": "th", "HEBREW": "he", "DEVANAGARI": "hi",
-                "GEORGIAN": "ka", "ARMENIAN": "hy", "BENGALI": "bn", "TAMIL": "ta"}
-_LANGDETECT_CODES = {"zh-cn": "zh", "zh-tw": "zh"}
+_VI_PAIR_BONUS = 1.5  # log10 per pair
+
+
+class LanguageConfig(BaseModel):
+    """Settings of the language stage (`language:` in the config file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    languages: tuple[str, ...] = Field(default=DEFAULT_LANGUAGES, min_length=1,
+                                       description="candidate languages (ISO 639-1)")
+    min_confidence: float = Field(default=0.2, ge=0, le=1, description="below this the answer is `und`")
+    backend: Backend = "langdetect-rs"
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageSegment:
+    start: int
+    end: int
+    lang: str
+    confidence: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"start": self.start, "end": self.end, "lang": self.lang, "confidence": round(self.confidence, 4)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,96 +80,242 @@ class LanguageResult:
     lang: str
     confidence: float
     method: str
+    segments: tuple[LanguageSegment, ...] = ()  # only when parts of the text are in different languages
 
     def as_dict(self) -> dict[str, object]:
-        return {"lang": self.lang, "confidence": round(self.confidence, 4), "method": self.method}
+        out: dict[str, object] = {"lang": self.lang, "confidence": round(self.confidence, 4), "method": self.method}
+        if self.segments:
+            out["segments"] = [s.as_dict() for s in self.segments]
+        return out
 
 
-def _script(ch: str) -> str:
-    if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf":
-        return "HAN"
-    if "\u3040" <= ch <= "\u30ff":
-        return "KANA"
-    try:
-        name = unicodedata.name(ch)
-    except ValueError:
-        return "OTHER"
-    return name.split(" ", 1)[0]
-
-
-def _letters(text: str) -> list[str]:
-    return [ch for ch in _URLS.sub(" ", text) if ch.isalpha()]
+@dataclass(slots=True)
+class _Piece:
+    start: int
+    end: int
+    group: str
+    letters: int
+    quoted: bool = False
 
 
 class LanguageDetector:
-    def __init__(self, backend: Backend = "langdetect-rs", min_confidence: float = 0.5) -> None:
-        self.min_confidence = min_confidence
-        if backend == "langdetect-rs":
-            from langdetect_rs.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-        else:
-            from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
-        self._factory = DetectorFactory()
-        self._factory.load_profile(PROFILES_DIRECTORY)
-        self._factory.set_seed(0)  # langdetect is random unless seeded
+    def __init__(self, backend: Backend = "langdetect-rs", min_confidence: float = 0.2,
+                 languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
         self.backend = backend
+        self.min_confidence = min_confidence
+        self.languages = tuple(dict.fromkeys(lang.lower() for lang in languages))
+        profiles = _langdetect_profiles()
+        self.statistical = tuple(lang for lang in self.languages if lang in profiles
+                                 and lang not in OWN_SCRIPT.values() and lang not in _SCRIPT_DECIDED)
+        self._factory = _ngram_factory(backend, [profiles[lang] for lang in self.statistical])
+        self.words = WordModel(self.statistical)
+        self.han = HanModel()
+        self._index = {lang: i for i, lang in enumerate(self.words.langs)}
+        self._cyrillic = tuple(lang in CYRILLIC_LANGS for lang in self.words.langs)
 
-    def detect(self, text: str) -> LanguageResult:
-        letters = _letters(text)
-        if not letters:
+    @classmethod
+    def from_config(cls, config: LanguageConfig) -> LanguageDetector:
+        return cls(config.backend, config.min_confidence, config.languages)
+
+    def detect(self, text: str, prior: Mapping[str, float] | None = None) -> LanguageResult:
+        clean = _sanitise(text if isinstance(text, str) else "")
+        pieces = _pieces(clean)
+        if not pieces:
             return LanguageResult(UNDETERMINED, 0.0, "no-letters")
-        by_script = _script_rule(letters)
-        if by_script is not None:
-            return by_script
-        lowered = text.casefold()
-        vi_marks = sum(ch in _VI_LETTERS for ch in lowered)
-        if vi_marks >= 2 or (vi_marks and len(letters) < 12):
-            return LanguageResult("vi", min(1.0, 0.6 + 0.1 * vi_marks), "vietnamese-letters")
-        words = re.findall(r"[a-z]+", lowered)
-        if len(words) >= 2:
-            bare = sum(w in _VI_BARE for w in words) / len(words)
-            if bare >= 0.5:
-                return LanguageResult("vi", round(0.5 + bare / 2, 3), "vietnamese-bare-syllables")
-        return self._statistical(text)
+        if len(pieces) == 1:
+            return self._threshold(self._detect_piece(clean, pieces[0], prior))
+        return self._threshold(self._detect_mixed(clean, pieces, prior))
 
-    def detect_many(self, texts: Iterable[str]) -> list[LanguageResult]:
-        return [self.detect(t) for t in texts]
+    def detect_batch(self, texts: Iterable[str], prior: Mapping[str, float] | None = None) -> list[LanguageResult]:
+        return [self.detect(t, prior) for t in texts]
 
-    def _statistical(self, text: str) -> LanguageResult:
+    detect_many = detect_batch
+
+    def _threshold(self, result: LanguageResult) -> LanguageResult:
+        if result.lang != UNDETERMINED and result.confidence < self.min_confidence:
+            return LanguageResult(UNDETERMINED, result.confidence, result.method, result.segments)
+        return result
+
+    def _detect_mixed(self, text: str, pieces: list[_Piece], prior: Mapping[str, float] | None) -> LanguageResult:
+        segments: list[LanguageSegment] = []
+        weights: dict[str, float] = {}
+        for piece in pieces:
+            found = self._detect_piece(text, piece, prior)
+            weight = piece.letters * found.confidence * (_QUOTED_WEIGHT if piece.quoted else 1.0)
+            weights[found.lang] = weights.get(found.lang, 0.0) + weight * (
+                1.0 if piece.group == "LATIN" else _NON_LATIN_WEIGHT)
+            if segments and segments[-1].lang == found.lang:
+                last = segments[-1]
+                merged = (last.confidence * (last.end - last.start) + found.confidence * (piece.end - piece.start))
+                segments[-1] = LanguageSegment(last.start, piece.end, found.lang,
+                                               merged / (piece.end - last.start))
+            else:
+                segments.append(LanguageSegment(piece.start, piece.end, found.lang, found.confidence))
+        best = max(weights, key=lambda lang: (weights[lang], lang))
+        confidence = weights[best] / (sum(weights.values()) or 1.0)
+        if len(segments) == 1:
+            return LanguageResult(best, segments[0].confidence, "mixed")
+        if best == UNDETERMINED:
+            confidence = 0.0
+        return LanguageResult(best, confidence, "mixed", tuple(segments))
+
+    def _detect_piece(self, text: str, piece: _Piece, prior: Mapping[str, float] | None) -> LanguageResult:
+        span = text[piece.start:piece.end]
+        group = piece.group
+        if group in OWN_SCRIPT:
+            return LanguageResult(OWN_SCRIPT[group], 0.99, "script")
+        if group == "CJK":
+            return self._cjk(span)
+        if group == "ARABIC":
+            return LanguageResult(arabic_language([ch for ch in span if ch.isalpha()]), 0.99, "script")
+        if group in STATISTICAL:
+            return self._statistical(span, group == "CYRILLIC", prior)
+        return LanguageResult(UNDETERMINED, 0.0, "unknown-script")
+
+    def _cjk(self, span: str) -> LanguageResult:
+        kana = sum("\u3040" <= ch <= "\u30ff" for ch in span)
+        han = "".join(ch for ch in span if ch.isalpha() and not "\u3040" <= ch <= "\u30ff")
+        if kana and (kana >= 0.1 * (kana + len(han)) or kana + len(han) <= 12):
+            return LanguageResult("ja", 0.99, "script")
+        share = self.han.japanese_share(han)
+        if share >= 0.5:
+            return LanguageResult("ja", share, "kanji")
+        return LanguageResult("zh", 0.99 - share, "script")
+
+    def _statistical(self, span: str, cyrillic: bool, prior: Mapping[str, float] | None) -> LanguageResult:
+        langs = self.words.langs
+        allowed = [c == cyrillic for c in self._cyrillic]
+        if not any(allowed):
+            return LanguageResult(UNDETERMINED, 0.0, "no-candidate")
+        words = words_of(span)
+        word_scores, known = self.words.score(words)
+        scores = [_LN10 * _WORD_WEIGHT * s for s in word_scores]
+        if "vi" in self._index and not cyrillic and len(words) >= 2:
+            pairs = sum(f"{a} {b}" in _VI_BARE_PAIRS for a, b in itertools.pairwise(words))
+            scores[self._index["vi"]] += _LN10 * _VI_PAIR_BONUS * pairs
+        ngram = self._ngram(span)
+        if ngram:
+            scores = [s + _NGRAM_WEIGHT * math.log(max(ngram.get(lang, 0.0), _NGRAM_FLOOR))
+                      for s, lang in zip(scores, langs, strict=True)]
+        if prior:
+            total = sum(max(w, 0.0) for w in prior.values()) or 1.0
+            scores = [s + math.log(_PRIOR_FLOOR + max(prior.get(lang, 0.0), 0.0) / total)
+                      for s, lang in zip(scores, langs, strict=True)]
+        if not known and not ngram:
+            return LanguageResult(UNDETERMINED, 0.0, "no-features")
+        top = max(s for s, ok in zip(scores, allowed, strict=True) if ok)
+        odds = [math.exp(s - top) if ok else 0.0 for s, ok in zip(scores, allowed, strict=True)]
+        best = max(range(len(langs)), key=lambda i: (odds[i], -i))
+        method = "words+ngrams" if known and ngram else ("words" if known else self.backend)
+        return LanguageResult(langs[best], odds[best] / sum(odds), method)
+
+    def _ngram(self, span: str) -> dict[str, float]:
         detector = self._factory.create()
-        detector.append(text)
+        detector.append(span)
         try:
             ranked = detector.get_probabilities()
-        except Exception:
-            return LanguageResult(UNDETERMINED, 0.0, "no-features")
-        if not ranked:
-            return LanguageResult(UNDETERMINED, 0.0, "no-features")
-        best = ranked[0]
-        lang = _LANGDETECT_CODES.get(best.lang, best.lang)
-        if best.prob < self.min_confidence:
-            return LanguageResult(UNDETERMINED, best.prob, self.backend)
-        return LanguageResult(lang, best.prob, self.backend)
+        except Exception:  # langdetect raises when the text has no features it knows
+            return {}
+        return {r.lang: r.prob for r in ranked}
 
 
-def _script_rule(letters: Sequence[str]) -> LanguageResult | None:
-    if all(ch < "\u0250" for ch in letters):
-        return None  # Latin script: the statistical detector decides
-    counts = Counter(_script(ch) for ch in letters)
-    script, n = counts.most_common(1)[0]
-    share = n / len(letters)
-    if counts.get("KANA", 0) and counts["KANA"] + counts.get("HAN", 0) >= 0.5 * len(letters):
-        return LanguageResult("ja", (counts["KANA"] + counts.get("HAN", 0)) / len(letters), "script")
-    if share < 0.5:
-        return None
-    if script == "HAN":
-        return LanguageResult("zh", share, "script")
-    if script in _SCRIPT_LANG:
-        return LanguageResult(_SCRIPT_LANG[script], share, "script")
-    if script == "CYRILLIC":
-        lowered = {ch.lower() for ch in letters}
-        if lowered & set("іїєґ"):
-            return LanguageResult("uk", share, "script")
-        if not lowered & set("ўәғқңөұүһ"):
-            return LanguageResult("ru", share, "script") if len(letters) < 40 else None
-    if script == "ARABIC":
-        return LanguageResult("fa" if set(letters) & set("پچژگ") else "ar", share, "script")
-    return None
+# Languages the script rules answer without the statistical models.
+_SCRIPT_DECIDED = frozenset({"zh", "ja", "ko", "ar", "fa", "ur", "zh-cn", "zh-tw"})
+
+
+def _langdetect_profiles() -> dict[str, str]:
+    """langdetect's own n-gram profiles (Apache-2.0), as JSON text per language."""
+    import langdetect
+
+    directory = Path(langdetect.__file__).parent / "profiles"
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def _ngram_factory(backend: Backend, profiles: list[str]):
+    if backend == "langdetect-rs":
+        from langdetect_rs.detector_factory import DetectorFactory
+    else:
+        from langdetect.detector_factory import DetectorFactory
+    factory = DetectorFactory()
+    if len(profiles) >= 2:
+        factory.load_json_profile(profiles)
+    else:
+        from langdetect_rs.detector_factory import PROFILES_DIRECTORY
+        factory.load_profile(PROFILES_DIRECTORY)
+    factory.set_seed(0)  # langdetect is random unless seeded
+    return factory
+
+
+def _sanitise(text: str) -> str:
+    """Same length as the input (segments keep their offsets): URLs, addresses, handles, lone
+    surrogates and control characters become spaces."""
+    text = text[:MAX_CHARS]
+    return _SANITISE.sub(lambda m: " " * len(m.group()), text)
+
+
+def _pieces(text: str) -> list[_Piece]:
+    """Script runs, with tiny runs joined to their neighbour, and long Latin or Cyrillic runs split
+    into blocks (paragraphs, quoted lines) when the text has several lines."""
+    runs = _join_tiny(script_runs(text))
+    if "\n" not in text:
+        return [_Piece(r.start, r.end, r.group, r.letters) for r in runs]
+    pieces: list[_Piece] = []
+    for run in runs:
+        pieces.extend(_blocks(text, run))
+    return pieces
+
+
+def _join_tiny(runs: list[ScriptRun]) -> list[ScriptRun]:
+    if len(runs) < 2:
+        return runs
+    out: list[ScriptRun] = []
+    for run in runs:
+        if out and (run.letters < _MIN_RUN_LETTERS or run.group == out[-1].group):
+            last = out[-1]
+            out[-1] = ScriptRun(last.start, run.end, last.group, last.letters + run.letters)
+        elif out and out[-1].letters < _MIN_RUN_LETTERS:
+            last = out[-1]
+            out[-1] = ScriptRun(last.start, run.end, run.group, last.letters + run.letters)
+        else:
+            out.append(run)
+    return out
+
+
+def _blocks(text: str, run: ScriptRun) -> list[_Piece]:
+    span = text[run.start:run.end]
+    if run.group not in STATISTICAL or run.letters < 2 * _MIN_BLOCK_LETTERS or "\n" not in span:
+        return [_Piece(run.start, run.end, run.group, run.letters, _quoted(span))]
+    pieces: list[_Piece] = []
+    for start, end, quoted in _raw_blocks(span):
+        letters = sum(ch.isalpha() for ch in span[start:end])
+        if not letters:
+            continue
+        last = pieces[-1] if pieces else None
+        if last is not None and (letters < _MIN_BLOCK_LETTERS or last.letters < _MIN_BLOCK_LETTERS):
+            pieces[-1] = _Piece(last.start, run.start + end, run.group, last.letters + letters,
+                                last.quoted and quoted)
+        else:
+            pieces.append(_Piece(run.start + start, run.start + end, run.group, letters, quoted))
+    return pieces or [_Piece(run.start, run.end, run.group, run.letters)]
+
+
+def _raw_blocks(span: str) -> Iterator[tuple[int, int, bool]]:
+    """Paragraphs: split at blank lines and where quoted lines (`>`) start or stop."""
+    start, offset, quoted = 0, 0, False
+    for line in span.splitlines(keepends=True):
+        stripped = line.strip()
+        line_quoted = stripped.startswith(">")
+        if not stripped or (offset > start and line_quoted != quoted):
+            if offset > start:
+                yield start, offset, quoted
+            start = offset if stripped else offset + len(line)
+        if stripped:
+            quoted = line_quoted
+        offset += len(line)
+    if offset > start:
+        yield start, offset, quoted
+
+
+def _quoted(part: str) -> bool:
+    lines = [line for line in part.splitlines() if line.strip()]
+    return bool(lines) and sum(line.lstrip().startswith(">") for line in lines) * 2 > len(lines)
