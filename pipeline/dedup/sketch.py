@@ -29,20 +29,19 @@ _rng = np.random.default_rng(20261120)
 _A = _rng.integers(1, _PRIME, NUM_PERM, dtype=np.uint64)
 _B = _rng.integers(0, _PRIME, NUM_PERM, dtype=np.uint64)
 
-# Scripts written without spaces between words: each character is a token.
-_UNSPACED = re.compile(
-    "[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
-_TOKEN = re.compile(
-    "[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]|[^\\W_]+")
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK, Hangul): each
+# character is a token; elsewhere a token is a run of letters and digits.
+_UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+             "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f")
+_EMOJI = "\u2600-\u27bf\U0001f000-\U0001faff"  # a message of emoji is still a message
+_TOKEN = re.compile(f"[{_UNSPACED}{_EMOJI}]|[^\\W_{_UNSPACED}]+")
 _QUOTE_HEADER = re.compile(
     r"^(on .{0,200} wrote:?|.{0,80}(написал|escribió|a écrit|schrieb|έγραψε|đã viết|写道|のメッセージ).{0,5}:?|"
     r"-{2,}\s*(original message|forwarded message|пересылаемое сообщение|weitergeleitete nachricht)\s*-*|"
     r"(from|sent|to|cc|subject|date|de|para|asunto|von|an|betreff|от|кому|тема|发件人|收件人|主题)\s*[:：].*)$",
     re.IGNORECASE)
 _QUOTE_MARK = re.compile(r"^(\s*>)+\s?")
-_IDENT = re.compile(r"(?=[^\W_]*\d)[^\W_]{4,}")  # a token with a digit, 4+ long: order, invoice, tracking no.
+_IDENT = re.compile(r"[0-9a-z]*\d[0-9a-z\-/]*")  # order, invoice, tracking numbers: 4+ digits, see _identifiers
 
 
 def normalise(text: str) -> str:
@@ -95,7 +94,7 @@ def sketch(text: str) -> Sketch:
     normalised = normalise(text)
     toks = tokens(normalised)
     hashed = np.unique(np.fromiter((_hash32(s) for s in shingles(toks)), dtype=np.uint32))
-    idents = frozenset(_hash32(t) for t in _IDENT.findall(normalised))
+    idents = frozenset(_hash32(t) for t in _IDENT.findall(normalised) if sum(c.isdigit() for c in t) >= 4)
     return Sketch(len(hashed), idents, hashed[:BOTTOM_K])
 
 
@@ -113,8 +112,9 @@ class Similarity:
 def compare(a: Sketch, b: Sketch) -> Similarity:
     """Jaccard and containment of the two shingle sets: exact when both sketches hold every
     shingle, else estimated on the bottom-k of their union. Different identifiers on both sides
-    (order 1234 against order 5678) mean different matters, whatever the words."""
-    if a.idents and b.idents and not (a.idents & b.idents):
+    (order 12345 against order 56789: each has a number the other lacks) mean different matters,
+    whatever the words; a number on one side only (trimmed away, say) does not."""
+    if a.idents - b.idents and b.idents - a.idents:
         return Similarity(0.0, 0.0, "different identifiers (order or reference numbers)")
     if not a.size or not b.size:
         return Similarity(0.0, 0.0, "no text")

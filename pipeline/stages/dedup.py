@@ -74,6 +74,7 @@ class DedupStage:
 
     def __init__(self, window: timedelta) -> None:
         self.window = window
+        self.hours = f"{window.total_seconds() / 3600:g} h"
 
     def decide(self, item: WorkItem, customer_id: int, state: DedupState) -> DedupDecision:
         env = item.envelope
@@ -85,7 +86,7 @@ class DedupStage:
         seen = state.recent_content.get((customer_id, item.content_hash))
         if seen is not None and seen[0] == open_ticket and abs(env.received_at - seen[1]) <= self.window:
             return DedupDecision("content_duplicate", seen[0],
-                                 f"same text from this customer within {self.window}", 1.0)
+                                 f"same text from this customer within {self.hours}", 1.0)
         near = self._near(item, customer_id, open_ticket, state)
         if near is not None:
             return near
@@ -118,7 +119,7 @@ class DedupStage:
         if best is None:
             return None
         return DedupDecision("near_duplicate", open_ticket,
-                             f"nearly the same text from this customer within {self.window} ({best.reason})",
+                             f"nearly the same text from this customer within {self.hours} ({best.reason})",
                              round(best.score, 4))
 
     @staticmethod

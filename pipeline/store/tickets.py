@@ -109,6 +109,21 @@ def _same_content(conn: Connection, pairs: list[tuple[int, str]]) -> list[Any]:
                              .where(tuple_(m.customer_id, m.content_hash).in_(pairs)).order_by(m.received_at)).tuples())
 
 
+def recent_sketches(conn: Connection, customer_ids: Sequence[int], since: datetime) -> list[Any]:
+    """(customer, ticket, received_at, sketch) of the customers' messages since `since`, oldest first:
+    a range scan of ix_dedup_sketches_customer_received per customer."""
+    d = dedup_sketches.c
+    return list(conn.execute(select(d.customer_id, d.ticket_id, d.received_at, d.sketch).where(and_(
+        _in(conn, d.customer_id, customer_ids), d.received_at >= since)).order_by(d.received_at)).tuples())
+
+
+def band_hits(conn: Connection, keys: Sequence[int], since: datetime, limit: int) -> list[Any]:
+    """Messages since `since` sharing an LSH band key: a range scan of the primary key per key."""
+    b = dedup_bands.c
+    return list(conn.execute(select(b.band_key, b.message_id, b.customer_id, b.received_at).where(
+        and_(_in(conn, b.band_key, keys), b.received_at >= since)).limit(limit)))
+
+
 def _allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
     """Ids for n new rows, so they can be inserted (with numbers derived from them) without RETURNING."""
     if conn.dialect.name == "postgresql":
@@ -301,11 +316,7 @@ class SqlTicketStore:
         if not state.open_ticket_by_customer or not state.sketches:
             return
         since = min(i.envelope.received_at for i in items) - self.dedup.window
-        d = dedup_sketches.c
-        rows = conn.execute(select(d.customer_id, d.ticket_id, d.received_at, d.sketch).where(and_(
-            _in(conn, d.customer_id, sorted(state.open_ticket_by_customer)), d.received_at >= since))
-            .order_by(d.received_at))
-        for customer_id, ticket, received, raw in rows:
+        for customer_id, ticket, received, raw in recent_sketches(conn, sorted(state.open_ticket_by_customer), since):
             if ticket == state.open_ticket_by_customer.get(customer_id):
                 state.recent_sketches.setdefault(customer_id, []).append((ticket, received, Sketch.from_bytes(raw)))
 
@@ -336,18 +347,15 @@ class SqlTicketStore:
         window = self.dedup.window
         keys = sorted({k for _, _, ks in probes for k in ks})
         since = min(row["received_at"] for row, _, _ in probes) - window
-        b = dedup_bands.c
-        hits = conn.execute(select(b.band_key, b.message_id, b.customer_id, b.received_at).where(
-            and_(_in(conn, b.band_key, keys), b.received_at >= since)).limit(50 * len(probes))).all()
+        hits = band_hits(conn, keys, since, 50 * len(probes))
         if not hits:
             return
         by_key: dict[int, list[Any]] = {}
         for hit in hits:
             by_key.setdefault(hit.band_key, []).append(hit)
-        wanted = sorted({h.message_id for h in hits})
         found = conn.execute(select(dedup_sketches.c.message_id, dedup_sketches.c.sketch, customers.c.display_name)
                              .join(customers, customers.c.id == dedup_sketches.c.customer_id)
-                             .where(_in(conn, dedup_sketches.c.message_id, wanted))).all()
+                             .where(_in(conn, dedup_sketches.c.message_id, sorted({h.message_id for h in hits}))))
         other = {mid: (Sketch.from_bytes(raw), name) for mid, raw, name in found}
         names = dict(conn.execute(select(customers.c.id, customers.c.display_name).where(
             _in(conn, customers.c.id, sorted({row["customer_id"] for row, _, _ in probes})))).tuples().all())
@@ -364,7 +372,8 @@ class SqlTicketStore:
                 same_name = bool(my_name and their_name and my_name.casefold() == their_name.casefold())
                 if sim.score >= SUGGEST_SCORE or (same_name and sim.score >= SUGGEST_NAME_SCORE):
                     seen.add(hit.customer_id)
-                    why = ("same name, " if same_name else "") + f"nearly the same text within {window} ({sim.reason})"
+                    why = (("same name, " if same_name else "")
+                           + f"nearly the same text within {self.dedup.hours} ({sim.reason})")
                     suggest(conn, row["customer_id"], hit.customer_id, sim.score, why, now)
 
     def _insert_tickets(self, conn: Connection, new: list[_NewTicket]) -> None:
