@@ -220,6 +220,149 @@ def schema_export(out: str) -> None:
         click.echo(str(path))
 
 
+@main.group()
+def dedup() -> None:
+    """Deduplication: the test set's evaluation and the lookup benchmark."""
+
+
+@dedup.command("evaluate")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default="../shared/data", show_default=True,
+              help="real text the pairs are generated from (skipped when absent)")
+@click.option("--seed", default=4, show_default=True)
+@click.option("--per-source", default=150, show_default=True)
+@click.option("--misses", is_flag=True, help="print the pairs decided wrongly")
+def dedup_evaluate(data_dir: str, seed: int, per_source: int, misses: bool) -> None:
+    """Precision and recall on the dedup test set, per kind of pair."""
+    from pipeline.dedup.evaluate import evaluate
+    from pipeline.dedup.testset import generated_pairs, hand_pairs
+
+    logging.basicConfig(level=logging.WARNING)
+    generated = generated_pairs(Path(data_dir), seed, per_source) if Path(data_dir).is_dir() else []
+    pairs = generated + hand_pairs()
+    score = evaluate(pairs)
+    click.echo(f"pairs {len(pairs)} (generated {len(generated)}, hand-written {len(pairs) - len(generated)})")
+    click.echo(f"precision {score.precision:.4f}  recall {score.recall:.4f}  "
+               f"tp {score.tp} fp {score.fp} fn {score.fn} tn {score.tn}")
+    for kind, (right, total) in sorted(score.kinds.items()):
+        click.echo(f"  {kind:<26} {right:>5}/{total:<5} {right / total:.3f}")
+    for miss in score.misses if misses else []:
+        click.echo(json.dumps(miss, ensure_ascii=False))
+
+
+@dedup.command("bench")
+@click.option("--messages", default=1_000_000, show_default=True)
+@click.option("--url", "urls", multiple=True, help="store URL (repeatable); a PostgreSQL URL gets a throwaway "
+              "database beside it; default: a temporary SQLite file")
+@click.option("--probes", default=2000, show_default=True)
+def dedup_bench(messages: int, urls: tuple[str, ...], probes: int) -> None:
+    """Near-duplicate lookup time per message with N stored messages."""
+    from pipeline.dedup.bench import run_bench
+
+    for url in urls or (None,):
+        click.echo(json.dumps(run_bench(messages, url, probes)))
+
+
+@main.group()
+def identity() -> None:
+    """One customer across channels: suggestions, merges and un-merges."""
+
+
+def _engine(config: str | None):  # type: ignore[no-untyped-def]
+    from pipeline.store.database import make_engine
+
+    return make_engine(_settings(config or _default_config()).store.url)
+
+
+@identity.command("list")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--status", default="open", show_default=True, help="open, merged, dismissed or all")
+@click.option("--limit", default=100, show_default=True)
+def identity_list(config: str | None, status: str, limit: int) -> None:
+    """Link suggestions (two customers who may be one person), best first, with both customers."""
+    from pipeline.identity import customer_summary, list_suggestions
+
+    engine = _engine(config)
+    with engine.connect() as conn:
+        for s in list_suggestions(conn, None if status == "all" else status, limit):
+            click.echo(json.dumps(s | {"a": customer_summary(conn, s["customer_a"]),
+                                       "b": customer_summary(conn, s["customer_b"])}, default=str, ensure_ascii=False))
+    engine.dispose()
+
+
+@identity.command("merges")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--customer", type=int, default=None)
+def identity_merges(config: str | None, customer: int | None) -> None:
+    """Merges done (automatic and by operators), newest first."""
+    from pipeline.identity import list_merges
+
+    engine = _engine(config)
+    with engine.connect() as conn:
+        for m in list_merges(conn, customer):
+            click.echo(json.dumps(m, default=str))
+    engine.dispose()
+
+
+@identity.command("merge")
+@click.argument("source", type=int)
+@click.argument("target", type=int)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@click.option("--reason", default="merged by an operator", show_default=True)
+def identity_merge(source: int, target: int, config: str | None, reason: str) -> None:
+    """Merge customer SOURCE into TARGET (reversible with `identity unmerge`)."""
+    from pipeline.envelope import utcnow
+    from pipeline.identity import IdentityError, merge
+
+    engine = _engine(config)
+    try:
+        with engine.begin() as conn:
+            done = merge(conn, source, target, utcnow(), reason)
+    except IdentityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    click.echo(json.dumps({"merge_id": done.merge_id, "source": done.source, "target": done.target,
+                           "kept_ticket": done.kept_ticket, "merged_ticket": done.merged_ticket}))
+
+
+@identity.command("unmerge")
+@click.argument("merge_id", type=int)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def identity_unmerge(merge_id: int, config: str | None) -> None:
+    """Undo merge MERGE_ID: identities, tickets and messages go back to the source customer."""
+    from pipeline.envelope import utcnow
+    from pipeline.identity import IdentityError, unmerge
+
+    engine = _engine(config)
+    try:
+        with engine.begin() as conn:
+            done = unmerge(conn, merge_id, utcnow())
+    except IdentityError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        engine.dispose()
+    click.echo(json.dumps({"merge_id": done.merge_id, "source": done.source, "target": done.target,
+                           "reopened_ticket": done.merged_ticket}))
+
+
+@identity.command("dismiss")
+@click.argument("suggestion_id", type=int)
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+def identity_dismiss(suggestion_id: int, config: str | None) -> None:
+    """Mark a suggestion as not the same person."""
+    from pipeline.envelope import utcnow
+    from pipeline.identity import dismiss
+
+    engine = _engine(config)
+    with engine.begin() as conn:
+        ok = dismiss(conn, suggestion_id, utcnow())
+    engine.dispose()
+    click.echo("dismissed" if ok else "no open suggestion with that id")
+    sys.exit(0 if ok else 1)
+
+
 def _default_config() -> str | None:
     return "config.yaml" if Path("config.yaml").is_file() else None
 
