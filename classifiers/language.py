@@ -36,11 +36,17 @@ MAX_CHARS = 20_000  # beyond this the language is already clear; 1 MB of text co
 _LN10 = math.log(10)
 _WORD_WEIGHT = 1.0
 _NGRAM_WEIGHT = 0.6
-_NGRAM_FLOOR = 1e-4
+_NGRAM_FULL_LETTERS = 60  # langdetect is sure and often wrong on a word or two: its weight grows with length
+_NGRAM_FLOOR = 1e-3
+_NGRAM_MIN_LETTERS = 15  # below this the n-grams add noise, not evidence
+_NGRAM_MARGIN = 3.0  # log10: words that far apart settle it without the n-grams
+_MAX_STATISTICAL_CHARS = 1_000
 _PRIOR_FLOOR = 0.1  # a language the prior never saw keeps this weight against 1.0 for the usual one
 _QUOTED_WEIGHT = 0.25
-_NON_LATIN_WEIGHT = 2.0  # brand names and URLs put Latin letters into every script, rarely the reverse
+_NON_LATIN_WEIGHT = 3.0  # brand names and URLs put Latin letters into every script, rarely the reverse
 _MIN_RUN_LETTERS = 3
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MIN_BLOCK_LETTERS = 20
 _SANITISE = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]|[\x00-\x08\x0b-\x1f\x7f]")
 # Frequent pairs of Vietnamese syllables typed without diacritics; each one seen adds evidence.
@@ -51,7 +57,7 @@ _VI_BARE_PAIRS = frozenset(
     "hang chua|bi loi|bi hong|tra hang|huy don|dat hang|mua hang|chat luong|dong goi|giao nham|sai mau|"
     "tu van|kiem tra|xin loi|cam on ban|the nao|nhu the|duoc khong|co khong|roi ma|lau qua|cham qua".split("|")
 )
-_VI_PAIR_BONUS = 1.5  # log10 per pair
+_VI_PAIR_BONUS = 2.5  # log10 per pair
 
 
 class LanguageConfig(BaseModel):
@@ -60,7 +66,7 @@ class LanguageConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     languages: tuple[str, ...] = Field(default=DEFAULT_LANGUAGES, min_length=1,
                                        description="candidate languages (ISO 639-1)")
-    min_confidence: float = Field(default=0.2, ge=0, le=1, description="below this the answer is `und`")
+    min_confidence: float = Field(default=0.3, ge=0, le=1, description="below this the answer is `und`")
     backend: Backend = "langdetect-rs"
 
 
@@ -99,7 +105,7 @@ class _Piece:
 
 
 class LanguageDetector:
-    def __init__(self, backend: Backend = "langdetect-rs", min_confidence: float = 0.2,
+    def __init__(self, backend: Backend = "langdetect-rs", min_confidence: float = 0.3,
                  languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
         self.backend = backend
         self.min_confidence = min_confidence
@@ -108,6 +114,7 @@ class LanguageDetector:
         self.statistical = tuple(lang for lang in self.languages if lang in profiles
                                  and lang not in OWN_SCRIPT.values() and lang not in _SCRIPT_DECIDED)
         self._factory = _ngram_factory(backend, [profiles[lang] for lang in self.statistical])
+        self._seed_state = _seed_state(backend)
         self.words = WordModel(self.statistical)
         self.han = HanModel()
         self._index = {lang: i for i, lang in enumerate(self.words.langs)}
@@ -141,9 +148,12 @@ class LanguageDetector:
         weights: dict[str, float] = {}
         for piece in pieces:
             found = self._detect_piece(text, piece, prior)
-            weight = piece.letters * found.confidence * (_QUOTED_WEIGHT if piece.quoted else 1.0)
-            weights[found.lang] = weights.get(found.lang, 0.0) + weight * (
-                1.0 if piece.group == "LATIN" else _NON_LATIN_WEIGHT)
+            weight = piece.letters * found.confidence
+            if piece.quoted:
+                weight *= _QUOTED_WEIGHT
+            elif piece.group != "LATIN":
+                weight *= _NON_LATIN_WEIGHT
+            weights[found.lang] = weights.get(found.lang, 0.0) + weight
             if segments and segments[-1].lang == found.lang:
                 last = segments[-1]
                 merged = (last.confidence * (last.end - last.start) + found.confidence * (piece.end - piece.start))
@@ -173,8 +183,8 @@ class LanguageDetector:
         return LanguageResult(UNDETERMINED, 0.0, "unknown-script")
 
     def _cjk(self, span: str) -> LanguageResult:
-        kana = sum("\u3040" <= ch <= "\u30ff" for ch in span)
-        han = "".join(ch for ch in span if ch.isalpha() and not "\u3040" <= ch <= "\u30ff")
+        kana = len(_KANA.findall(span))
+        han = "".join(_HAN.findall(span))
         if kana and (kana >= 0.1 * (kana + len(han)) or kana + len(han) <= 12):
             return LanguageResult("ja", 0.99, "script")
         share = self.han.japanese_share(han)
@@ -187,15 +197,19 @@ class LanguageDetector:
         allowed = [c == cyrillic for c in self._cyrillic]
         if not any(allowed):
             return LanguageResult(UNDETERMINED, 0.0, "no-candidate")
-        words = words_of(span)
+        words = words_of(span[:_MAX_STATISTICAL_CHARS])
         word_scores, known = self.words.score(words)
         scores = [_LN10 * _WORD_WEIGHT * s for s in word_scores]
         if "vi" in self._index and not cyrillic and len(words) >= 2:
             pairs = sum(f"{a} {b}" in _VI_BARE_PAIRS for a, b in itertools.pairwise(words))
             scores[self._index["vi"]] += _LN10 * _VI_PAIR_BONUS * pairs
-        ngram = self._ngram(span)
+        letters = sum(map(len, words))
+        ngram: dict[str, float] = {}
+        if letters >= _NGRAM_MIN_LETTERS and (known * 2 < len(words) or _margin(scores, allowed) < _NGRAM_MARGIN):
+            ngram = self._ngram(span[:_MAX_STATISTICAL_CHARS])
         if ngram:
-            scores = [s + _NGRAM_WEIGHT * math.log(max(ngram.get(lang, 0.0), _NGRAM_FLOOR))
+            weight = _NGRAM_WEIGHT * min(1.0, letters / _NGRAM_FULL_LETTERS)
+            scores = [s + weight * math.log(max(ngram.get(lang, 0.0), _NGRAM_FLOOR))
                       for s, lang in zip(scores, langs, strict=True)]
         if prior:
             total = sum(max(w, 0.0) for w in prior.values()) or 1.0
@@ -210,6 +224,10 @@ class LanguageDetector:
         return LanguageResult(langs[best], odds[best] / sum(odds), method)
 
     def _ngram(self, span: str) -> dict[str, float]:
+        core = getattr(self._factory, "_core", None)
+        if self._seed_state is not None and core is not None:  # langdetect-rs without its Python Detector
+            found = core.detect_langs(span, self._seed_state)
+            return dict(found) if found else {}
         detector = self._factory.create()
         detector.append(span)
         try:
@@ -246,6 +264,23 @@ def _ngram_factory(backend: Backend, profiles: list[str]):
     return factory
 
 
+def _seed_state(backend: Backend) -> object | None:
+    """langdetect-rs's seeded random state for its fast call, which gives what its Detector gives."""
+    if backend != "langdetect-rs":
+        return None
+    try:
+        from langdetect_rs._seed import seed_state
+    except ImportError:
+        return None
+    return seed_state(0)
+
+
+def _margin(scores: list[float], allowed: list[bool]) -> float:
+    """How far the best language leads the second, in log10 units."""
+    top = sorted((s for s, ok in zip(scores, allowed, strict=True) if ok), reverse=True)
+    return (top[0] - top[1]) / _LN10 if len(top) > 1 else math.inf
+
+
 def _sanitise(text: str) -> str:
     """Same length as the input (segments keep their offsets): URLs, addresses, handles, lone
     surrogates and control characters become spaces."""
@@ -262,6 +297,8 @@ def _pieces(text: str) -> list[_Piece]:
     pieces: list[_Piece] = []
     for run in runs:
         pieces.extend(_blocks(text, run))
+    for piece in pieces:  # the `>` of a quoted line sits before the piece's first letter
+        piece.quoted = _quoted(text[text.rfind("\n", 0, piece.start) + 1:piece.end])
     return pieces
 
 

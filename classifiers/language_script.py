@@ -7,6 +7,7 @@ the characters are ones only Japanese uses. Latin and Cyrillic need the statisti
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +22,11 @@ STATISTICAL = frozenset({"LATIN", "CYRILLIC"})
 _PERSIAN, _URDU = frozenset("پچژگ"), frozenset("ٹڈڑںھے")
 _NAME_ALIASES = {"CJK": "HAN", "HIRAGANA": "KANA", "KATAKANA": "KANA", "FULLWIDTH": "LATIN", "HALFWIDTH": "KANA"}
 _cache: dict[str, str] = {}
+_LETTERS = re.compile(r"[^\W\d_]+")
+# a letter outside the group's blocks (the class excludes the blocks, non-letters, digits and _)
+_OUTSIDE = {group: re.compile(rf"[^{blocks}\W\d_]") for group, blocks in {
+    "LATIN": "\x00-\u024f\u1e00-\u1eff", "CYRILLIC": "\u0400-\u052f", "GREEK": "\u0370-\u03ff\u1f00-\u1fff",
+    "CJK": "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"}.items()}
 
 
 def script_of(ch: str) -> str:
@@ -60,20 +66,29 @@ class ScriptRun:
 
 def script_runs(text: str) -> list[ScriptRun]:
     """Maximal spans whose letters share a script group; digits, spaces and punctuation join the run
-    they follow (or the next one, at the start)."""
+    they follow (or the next one, at the start). A word takes the script of its first letter."""
+    if text.isascii():
+        letters = sum(map(len, _LETTERS.findall(text)))
+        return [ScriptRun(0, len(text), "LATIN", letters)] if letters else []
+    first = _LETTERS.search(text)
+    if first is None:
+        return []
+    group = group_of(script_of(first.group()[0]))
+    others = _OUTSIDE.get(group)
+    if others is not None and others.search(text) is None:  # one script throughout: the usual case
+        return [ScriptRun(0, len(text), group, sum(map(len, _LETTERS.findall(text))))]
     runs: list[ScriptRun] = []
     start, group, letters = 0, "", 0
-    for i, ch in enumerate(text):
-        if not ch.isalpha():
-            continue
-        g = group_of(script_of(ch))
+    for m in _LETTERS.finditer(text):
+        word = m.group()
+        g = group_of(script_of(word[0]))
         if g == group:
-            letters += 1
+            letters += len(word)
             continue
         if group:
-            runs.append(ScriptRun(start, i, group, letters))
-            start = i
-        group, letters = g, 1
+            runs.append(ScriptRun(start, m.start(), group, letters))
+            start = m.start()
+        group, letters = g, len(word)
     if group:
         runs.append(ScriptRun(start, len(text), group, letters))
     return runs

@@ -10,6 +10,7 @@ into this repository.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _VI_BARE_PENALTY = 0.7  # log10: a syllable typed without its marks is rarer than written with them
 _FLOOR_BELOW = 0.7  # log10 below a list's rarest word for words it does not list
 _HAN_WORD_RATIO = 0.5  # log10 margin before a Han-only word counts as Japanese rather than Chinese
+_MEMO_SIZE = 200_000  # words seen before skip the per-language lookups; support text repeats itself
 
 
 def strip_marks(word: str) -> str:
@@ -47,23 +49,34 @@ class WordModel:
                 table = _with_bare_syllables(table)
             self.tables.append(table)
         self._pairs = tuple(zip(self.tables, self.floors, strict=True))
+        self._memo: dict[str, tuple[float, ...] | None] = {}
+
+    def vector(self, word: str) -> tuple[float, ...] | None:
+        """log10 frequencies of one word per language; None when no list knows it."""
+        vec = self._memo.get(word)
+        if vec is not None or word in self._memo:
+            return vec
+        found = tuple(t.get(word, f) for t, f in self._pairs)
+        if found == self.floors:
+            found = None
+            if "'" in word:  # "l'ordre", "c'est": the lists hold the parts
+                parts = [self.vector(p) for p in word.split("'") if p]
+                known = [p for p in parts if p is not None]
+                if known:
+                    found = tuple(map(sum, zip(*known, strict=True)))
+        if len(self._memo) < _MEMO_SIZE:
+            self._memo[word] = found
+        return found
 
     def score(self, words: Iterable[str]) -> tuple[list[float], int]:
         """Summed log10 probabilities per language, and how many words any list knows."""
         total = [0.0] * len(self.langs)
         known = 0
         for word in words:
-            vec = [t.get(word, f) for t, f in self._pairs]
-            if vec == list(self.floors):
-                if "'" not in word:
-                    continue  # unknown everywhere: no word evidence, the n-gram model covers it
-                for part in word.split("'"):
-                    part_vec = [t.get(part, f) for t, f in self._pairs]
-                    total = [a + b for a, b in zip(total, part_vec, strict=True)]
+            vec = self.vector(word)
+            if vec is not None:  # a word no list knows adds nothing; the n-gram model covers it
+                total = list(map(operator.add, total, vec))
                 known += 1
-                continue
-            total = [a + b for a, b in zip(total, vec, strict=True)]
-            known += 1
         return total, known
 
 
