@@ -93,9 +93,9 @@ def _hash32(value: str) -> int:
 def sketch(text: str) -> Sketch:
     normalised = normalise(text)
     toks = tokens(normalised)
-    hashed = np.unique(np.fromiter((_hash32(s) for s in shingles(toks)), dtype=np.uint32))
+    hashed = sorted({zlib.crc32(s.encode()) for s in shingles(toks)})
     idents = frozenset(_hash32(t) for t in _IDENT.findall(normalised) if sum(c.isdigit() for c in t) >= 4)
-    return Sketch(len(hashed), idents, hashed[:BOTTOM_K])
+    return Sketch(len(hashed), idents, np.array(hashed[:BOTTOM_K], dtype=np.uint32))
 
 
 @dataclass(frozen=True, slots=True)
