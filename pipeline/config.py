@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from classifiers.language import LanguageConfig
 from connectors.registry import ConnectorsConfig
 
 ENV_PREFIX = "INTAKE_"
@@ -86,6 +87,7 @@ class Settings(_Frozen):
     store: StoreConfig = StoreConfig()
     kafka: KafkaConfig = KafkaConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    language: LanguageConfig = LanguageConfig()
     connectors: ConnectorsConfig = ConnectorsConfig()
     relay: RelayConfig = RelayConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -105,7 +105,7 @@ class Processor:
         # With stage workers the models live in the workers only: loading them here too costs start-up and memory.
         self.stages: list[Stage] = [] if stage_workers > 0 else [
             NormaliseStage(),
-            LanguageStage(detector or LanguageDetector()),
+            LanguageStage(detector or LanguageDetector.from_config(settings.language)),
             ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
         ]
         self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
