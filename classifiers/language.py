@@ -147,7 +147,7 @@ class LanguageDetector:
         segments: list[LanguageSegment] = []
         weights: dict[str, float] = {}
         for piece in pieces:
-            found = self._detect_piece(text, piece, prior)
+            found = self._threshold(self._detect_piece(text, piece, prior))  # a brand name is no language
             weight = piece.letters * found.confidence
             if piece.quoted:
                 weight *= _QUOTED_WEIGHT

@@ -164,3 +164,9 @@ def test_team_set_meets_the_targets(detector):
         right[item.kind].append(result.lang == item.lang)
     accuracy = {kind: sum(v) / len(v) for kind, v in right.items()}
     assert accuracy["sentence"] >= 0.99 and accuracy["pair"] >= 0.95 and accuracy["word"] >= 0.88, accuracy
+
+
+def test_an_unsure_segment_is_und_not_a_stray_language():
+    result = LanguageDetector().detect("Καλημέρα, το iPhone 15 Pro δεν φορτίζει")
+    assert result.lang == "el"
+    assert all(s.lang in ("el", "und") for s in result.segments), result.segments
