@@ -2,12 +2,18 @@
 a type, a complaint category and urgency signals, each with the rule that fired as its reason.
 
 Phrases match whole words in spaced scripts and as substrings in Chinese and Japanese; regexes
-run on the case-folded, NFKC-normalised text. Languages without a lexicon use all of them.
+run on the NFKC-normalised, case-folded text with Greek accents removed (cues are folded the same
+way, so accented and accent-free Greek both match). Languages without a lexicon use all of them.
+
+Complaint and praise cues are polarity cues: a negator just before one flips it to the other side
+("not good" is a complaint cue, "not bad" a mild praise cue), an intensifier raises its weight,
+and cues after a contrast word ("good, but ...") count double, those before it half.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 try:  # Python 3.11+: the regex parser lives in re._parser
     from re import _constants as sre_constants
@@ -26,7 +32,31 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
 
 RULES_DIR = Path(__file__).with_name("rules")
+MODIFIERS = ("negation", "intensifier", "contrast")
 _UNSPACED = {"zh", "ja"}
+_POLAR = {"complaint": "praise", "praise": "complaint"}
+_NEGATION_WINDOW = {"spaced": 14, "unspaced": 3}  # characters between a negator's end and the cue
+_CLAUSE_BREAK = re.compile(r"[.!?;,:\n。！？；，、…]")
+
+
+def _greek_fold_table() -> dict[int, str]:
+    table = {}
+    for code in (*range(0x0370, 0x0400), *range(0x1F00, 0x2000)):
+        base = "".join(ch for ch in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(ch))
+        if base and base != chr(code) and len(base) == 1:
+            table[code] = base
+    return table
+
+
+_GREEK_FOLD = _greek_fold_table()
+
+
+def fold(text: str) -> str:
+    """What the cues see: NFKC, case-folded, Greek accents and diaeresis removed."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).casefold().translate(_GREEK_FOLD)
+        return text
+    return text.casefold()
 
 
 class RulesError(ValueError):
@@ -58,10 +88,12 @@ class Lexicon(BaseModel):
     types: dict[str, list[Cue]] = Field(default_factory=dict)
     categories: dict[str, list[Cue]] = Field(default_factory=dict)
     urgency: dict[str, list[Cue]] = Field(default_factory=dict)
+    modifiers: dict[str, list[Cue]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_keys(self) -> Lexicon:
-        for section, allowed in (("types", TYPES), ("categories", CATEGORIES), ("urgency", URGENCY_SIGNALS)):
+        for section, allowed in (("types", TYPES), ("categories", CATEGORIES), ("urgency", URGENCY_SIGNALS),
+                                 ("modifiers", MODIFIERS)):
             unknown = set(getattr(self, section)) - set(allowed)
             if unknown:
                 raise ValueError(f"{section}: unknown keys {sorted(unknown)}; allowed {list(allowed)}")
@@ -129,9 +161,9 @@ def required_literals(pattern: str) -> tuple[str, ...]:
 
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
-        return _Compiled(label, cue._pattern or re.compile(cue.regex), cue.weight, f"regex {cue.regex!r}",
-                         required_literals(cue.regex))
-    folded = cue.phrase.casefold()  # type: ignore[union-attr]
+        source = cue.regex.translate(_GREEK_FOLD)
+        return _Compiled(label, re.compile(source), cue.weight, f"regex {cue.regex!r}", required_literals(source))
+    folded = fold(cue.phrase)  # type: ignore[arg-type]
     phrase = re.escape(folded)
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
     return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,))
@@ -151,7 +183,7 @@ def load_lexicon(path: Path) -> Lexicon:
 
 def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:
     return [(section, _compile(lex.lang, label, cue))
-            for section in ("types", "categories", "urgency")
+            for section in ("types", "categories", "urgency", "modifiers")
             for label, cues in getattr(lex, section).items() for cue in cues]
 
 
@@ -172,27 +204,62 @@ class _LangRules:
         if by_needle:
             self.automaton.make_automaton()
 
-    def matches(self, text: str) -> dict[str, list[tuple[_Compiled, str]]]:
+    def matches(self, text: str) -> dict[str, list[tuple[_Compiled, re.Match[str]]]]:
         candidates = set(self.always)
         if self.automaton.kind == ahocorasick.AHOCORASICK:
             for _, indices in self.automaton.iter(text):
                 candidates.update(indices)
-        found: dict[str, list[tuple[_Compiled, str]]] = defaultdict(list)
+        found: dict[str, list[tuple[_Compiled, re.Match[str]]]] = defaultdict(list)
         for i in sorted(candidates):
             section, cue = self.cues[i]
             match = cue.pattern.search(text)
             if match:
-                found[section].append((cue, match.group(0)))
+                found[section].append((cue, match))
         return found
 
 
-def _score(matched: list[tuple[_Compiled, str]]) -> tuple[dict[str, float], dict[str, list[str]]]:
+def _score(matched: list[tuple[_Compiled, re.Match[str]]]) -> tuple[dict[str, float], dict[str, list[str]]]:
     """Score per label, and the reasons: the words that matched (and the cue's weight)."""
     scores: dict[str, float] = defaultdict(float)
     why: dict[str, list[str]] = defaultdict(list)
-    for cue, text in matched:
+    for cue, match in matched:
         scores[cue.label] += cue.weight
-        why[cue.label].append(f"{text.strip()!r}" + (f" x{cue.weight:g}" if cue.weight != 1 else ""))
+        why[cue.label].append(f"{match.group(0).strip()!r}" + (f" x{cue.weight:g}" if cue.weight != 1 else ""))
+    return scores, why
+
+
+def _preceded(text: str, start: int, spans: list[tuple[int, int]], window: int) -> str | None:
+    """The modifier ending at most `window` characters before `start`, in the same clause."""
+    for m_start, m_end in spans:
+        if m_end <= start and start - m_end <= window and not _CLAUSE_BREAK.search(text, m_end, start):
+            return text[m_start:m_end]
+    return None
+
+
+def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]]]], lang: str
+                 ) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Type scores with negation, intensifiers and contrast applied to the polarity cues."""
+    modifiers: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for cue, _ in found["modifiers"]:  # every occurrence, not only the first
+        modifiers[cue.label].extend(m.span() for m in cue.pattern.finditer(text))
+    window = _NEGATION_WINDOW["unspaced" if lang in _UNSPACED else "spaced"]
+    pivot = max((end for _, end in modifiers["contrast"]), default=-1)
+    scores: dict[str, float] = defaultdict(float)
+    why: dict[str, list[str]] = defaultdict(list)
+    for cue, match in found["types"]:
+        label, weight, note = cue.label, cue.weight, ""
+        if label in _POLAR:
+            start = match.start()
+            negator = _preceded(text, start, modifiers["negation"], window)
+            if negator is not None:
+                label, note = _POLAR[label], f" negated by {negator.strip()!r}"
+                weight = weight if label == "complaint" else weight / 2
+            elif _preceded(text, start, modifiers["intensifier"], window) is not None:
+                weight, note = weight * 1.5, " intensified"
+            if pivot >= 0:
+                weight, note = (weight * 2, note + " after contrast") if start >= pivot else (weight / 2, note)
+        scores[label] += weight
+        why[label].append(f"{match.group(0).strip()!r}" + (f" x{weight:g}" if weight != 1 else "") + note)
     return scores, why
 
 
@@ -214,8 +281,9 @@ class RuleClassifier:
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:
         rules = self._by_lang.get(lang, self._fallback)
-        found = rules.matches(text.casefold())
-        type_scores, type_why = _score(found["types"])
+        folded = fold(text)
+        found = rules.matches(folded)
+        type_scores, type_why = _score_types(folded, found, lang)
         if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")
