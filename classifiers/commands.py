@@ -1,0 +1,266 @@
+"""`intake classify` and `intake classifiers evaluate|train|promote|rollback|list`."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from classifiers.evaluate import Scored, report, save_confusion, task_of
+from classifiers.models import ModelMetadata, ModelStore, ModelStoreError, data_hash, now
+
+HOLDOUT = 0.1
+
+
+class DataError(click.ClickException):
+    """A data file is unusable; the message names file, line and field."""
+
+
+def _field(row: dict[str, Any], path: str) -> tuple[bool, Any]:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+def read_labelled(files: tuple[str, ...], text_field: str, label_field: str,
+                  missing_label_ok: bool) -> Iterator[tuple[str, str, str]]:
+    """(text, lang, label) per row with a label; rows with a null label are skipped."""
+    for name in files:
+        with open(name, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{name}:{n}: not JSON ({exc.msg})") from None
+                has_text, text = _field(row, text_field)
+                has_label, label = _field(row, label_field)
+                if not has_text or not isinstance(text, str):
+                    raise DataError(f"{name}:{n}: field {text_field!r} is missing or not a string")
+                if not has_label and not missing_label_ok:
+                    raise DataError(f"{name}:{n}: field {label_field!r} is missing")
+                if label is None:
+                    continue
+                if not isinstance(label, str):
+                    raise DataError(f"{name}:{n}: field {label_field!r} is {label!r}, not a label string")
+                yield text, str(row.get("lang") or "und"), label
+
+
+def _task(labels: set[str], source: str) -> str:
+    try:
+        return task_of(labels)
+    except ValueError as exc:
+        raise DataError(f"{source}: {exc}") from None
+
+
+def _load_model(store: ModelStore, version: str) -> tuple[Any, ModelMetadata]:
+    from classifiers.textcat import TextCatClassifier
+
+    try:
+        return TextCatClassifier.load(store.model_path(version)), store.metadata(version)
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def combined(store: ModelStore) -> Any:
+    from classifiers.combine import CombinedClassifier
+    from classifiers.rules import RuleClassifier
+
+    active = store.active()
+    if active is None:
+        return CombinedClassifier(RuleClassifier())
+    model, meta = _load_model(store, active)
+    return CombinedClassifier(RuleClassifier(), model, active, meta.task)
+
+
+@click.command("classify")
+@click.option("--batch-size", default=512, show_default=True)
+def classify_command(batch_size: int) -> None:
+    """Classify JSON lines ({"text", "lang"?, "channel"?}) from stdin: one JSON answer per line."""
+    from classifiers.combine import Message
+    from classifiers.language import LanguageDetector
+
+    clf = combined(ModelStore())
+    detector = LanguageDetector()
+
+    def flush(batch: list[Any]) -> None:
+        good = [m for m in batch if isinstance(m, Message)]
+        answers = iter(clf.classify(good))
+        for m in batch:
+            out = next(answers) | {"lang": m.lang} if isinstance(m, Message) else m
+            click.echo(json.dumps(out, ensure_ascii=False))
+
+    batch: list[Any] = []
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            text = row.get("text")
+            if not isinstance(text, str):
+                raise ValueError("field 'text' is missing or not a string")
+            lang = row.get("lang") or detector.detect(text).lang
+            batch.append(Message(text, lang, row.get("channel")))
+        except (ValueError, AttributeError) as exc:
+            batch.append({"error": f"line {n}: {exc}"})
+        if len(batch) >= batch_size:
+            flush(batch)
+            batch = []
+    flush(batch)
+
+
+@click.group("classifiers")
+def classifiers_group() -> None:
+    """Train, evaluate, promote and roll back the type / category / urgency models."""
+
+
+@classifiers_group.command("evaluate")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="proxy.type", show_default=True)
+@click.option("--model", "version", default=None, help="model version (default: what `classify` answers)")
+@click.option("--out", type=click.Path(file_okay=False), default="var/eval", show_default=True,
+              help="folder for confusion.html / confusion.png")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def evaluate_command(data: str, text_field: str, label_field: str, version: str | None, out: str,
+                     as_json: bool) -> None:
+    """Accuracy, macro F1, per class and per language on a labelled JSONL file."""
+    from classifiers.combine import Message
+
+    rows = list(read_labelled((data,), text_field, label_field, missing_label_ok=True))
+    if not rows:
+        raise DataError(f"{data}: no row has a {label_field!r} label")
+    task = _task({r[2] for r in rows}, data)
+    texts = [r[0] for r in rows]
+    store = ModelStore()
+    if version:
+        model, meta = _load_model(store, version)
+        if meta.task != task:
+            raise click.ClickException(f"model {version} predicts {meta.task}, the labels are {task} labels")
+        preds = [(p.label, p.confidence) for p in model.predict(texts)]
+    else:
+        answers = combined(store).classify([Message(t, lang) for t, lang, _ in rows])
+        preds = [(a[task], a[f"{task}_confidence"] or 0.0) for a in answers]
+    rep = report([Scored(t, lang, gold, p, c) for (t, lang, gold), (p, c) in zip(rows, preds, strict=True)])
+    rep |= {"task": task, "model": version or store.active() or "rules",
+            "files": [str(p) for p in save_confusion(rep, Path(out))]}
+    if as_json:
+        click.echo(json.dumps(rep, ensure_ascii=False))
+        return
+    click.echo(f"{task}: n={rep['n']} accuracy={rep['accuracy']} macro F1={rep['macro_f1']} ({rep['model']})")
+    for label, m in rep["per_class"].items():
+        click.echo(f"  {label:18} P={m['precision']:.3f} R={m['recall']:.3f} F1={m['f1']:.3f} n={m['support']}")
+    for lang, m in rep["per_language"].items():
+        click.echo(f"  [{lang}] accuracy={m['accuracy']:.3f} n={m['n']}")
+    click.echo("confusion matrix: " + ", ".join(rep["files"]))
+
+
+def _fit(texts: list[str], labels: list[str], seed: int, title: str) -> Any:
+    from rich.progress import Progress
+
+    from classifiers.textcat import TextCatClassifier, TrainingDataError
+
+    with Progress(transient=True, console=_stderr_console()) as bar:
+        job = bar.add_task(title, total=1)
+        try:
+            return TextCatClassifier.train(texts, labels, seed=seed,
+                                           progress=lambda done, total: bar.update(job, completed=done, total=total))
+        except TrainingDataError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@classifiers_group.command("train")
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="proxy.type", show_default=True)
+@click.option("--version", "version", required=True, help="name of the new model version")
+@click.option("--with-corrections", is_flag=True, help="add operators' corrections stored in the database")
+@click.option("--seed", default=0, show_default=True)
+def train_command(data: tuple[str, ...], text_field: str, label_field: str, version: str,
+                  with_corrections: bool, seed: int) -> None:
+    """Train a model version from labelled JSONL; metrics come from a seeded 10% hold-out."""
+    if with_corrections:
+        raise click.ClickException("--with-corrections: this build has no corrections store yet")
+    rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False))
+    if not rows:
+        raise DataError(f"{', '.join(data)}: no row has a {label_field!r} label")
+    task = _task({r[2] for r in rows}, ", ".join(data))
+    texts, labels = [r[0] for r in rows], [r[2] for r in rows]
+    store = ModelStore()
+    metrics: dict[str, Any] = {}
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    cut = int(len(rows) * HOLDOUT)
+    held, fit = order[:cut], order[cut:]
+    if cut >= 20 and len({labels[i] for i in fit}) >= 2:
+        trial = _fit([texts[i] for i in fit], [labels[i] for i in fit], seed, "hold-out model")
+        preds = trial.predict([texts[i] for i in held])
+        rep = report([Scored(texts[i], rows[i][1], labels[i], p.label, p.confidence)
+                      for i, p in zip(held, preds, strict=True)])
+        metrics = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "per_class", "per_language")}
+        metrics["holdout"] = HOLDOUT
+    model = _fit(texts, labels, seed, f"training {version}")
+    meta = ModelMetadata(version=version, task=task, labels=list(model.labels),
+                         data_hash=data_hash(zip(texts, labels, strict=True)), n_examples=len(rows), seed=seed,
+                         created_at=now(), sources=[str(Path(d).name) for d in data], metrics=metrics,
+                         params={"architecture": "spacy.TextCatBOW.v3", "features": "char 1-4-grams",
+                                 "label_field": label_field})
+    try:
+        path = store.save(version, model, meta)
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"model {version}: {task}, {len(rows)} examples, labels {list(model.labels)}, "
+               f"hold-out accuracy {metrics.get('accuracy', 'n/a')} -> {path}")
+
+
+@classifiers_group.command("promote")
+@click.argument("version")
+def promote_command(version: str) -> None:
+    """Make VERSION the active model."""
+    try:
+        ModelStore().promote(version)
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"active model: {version}")
+
+
+@classifiers_group.command("rollback")
+def rollback_command() -> None:
+    """Make the version that was active before the current one active again."""
+    try:
+        previous = ModelStore().rollback()
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"active model: {previous or 'none (rules only)'}")
+
+
+@classifiers_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_command(as_json: bool) -> None:
+    """Model versions with their task, data and hold-out accuracy; * marks the active one."""
+    store = ModelStore()
+    active = store.active()
+    versions = store.versions()
+    if as_json:
+        click.echo(json.dumps({"active": active, "versions": [m.version for m in versions],
+                               "history": store.history()}))
+        return
+    for m in versions:
+        mark = "*" if m.version == active else " "
+        click.echo(f"{mark} {m.version:24} {m.task:8} n={m.n_examples:<7} "
+                   f"acc={m.metrics.get('accuracy', 'n/a')} {m.created_at} {','.join(m.sources)}")

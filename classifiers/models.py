@@ -1,0 +1,136 @@
+"""Model versions on disk: each version is a spaCy model plus metadata.json; one is active.
+
+Layout under the models directory (INTAKE_MODELS_DIR, default var/models):
+  versions/<name>/model/          the spaCy pipeline
+  versions/<name>/metadata.json   data hash, label set, task, metrics, creation time, seed
+  active.json                     {"active": name | null, "history": [{"action", "version", "at"}]}
+Promote and rollback rewrite active.json atomically (write then rename), so a process polling it
+never reads half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIR = Path("var/models")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ModelStoreError(ValueError):
+    """A version is unknown, badly named or cannot be changed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    version: str
+    task: str
+    labels: list[str]
+    data_hash: str
+    n_examples: int
+    seed: int
+    created_at: str
+    sources: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def data_hash(pairs: Iterable[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for text, label in pairs:
+        h.update(json.dumps([text, label], ensure_ascii=False).encode())
+        h.update(b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("INTAKE_MODELS_DIR") or DEFAULT_DIR)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class ModelStore:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or models_dir()
+
+    def _dir(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise ModelStoreError(f"bad version name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+        return self.root / "versions" / name
+
+    def model_path(self, name: str) -> Path:
+        path = self._dir(name) / "model"
+        if not path.is_dir():
+            raise ModelStoreError(f"no model version {name!r} under {self.root}")
+        return path
+
+    def save(self, name: str, classifier: Any, meta: ModelMetadata) -> Path:
+        """Write a version (replacing a same-named version unless it is the active one)."""
+        target = self._dir(name)
+        if name == self.active():
+            raise ModelStoreError(f"version {name!r} is active; train under a new name")
+        tmp = target.with_name(f".{name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        classifier.save(tmp / "model")
+        (tmp / "metadata.json").write_text(json.dumps(asdict(meta), indent=2, ensure_ascii=False) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        return target
+
+    def metadata(self, name: str) -> ModelMetadata:
+        path = self._dir(name) / "metadata.json"
+        if not path.is_file():
+            raise ModelStoreError(f"no model version {name!r} under {self.root}")
+        return ModelMetadata(**json.loads(path.read_text()))
+
+    def versions(self) -> list[ModelMetadata]:
+        base = self.root / "versions"
+        names = sorted(p.name for p in base.iterdir() if (p / "metadata.json").is_file()) if base.is_dir() else []
+        return sorted((self.metadata(n) for n in names), key=lambda m: (m.created_at, m.version))
+
+    def _state(self) -> dict[str, Any]:
+        path = self.root / "active.json"
+        return json.loads(path.read_text()) if path.is_file() else {"active": None, "history": []}
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / ".active.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.root / "active.json")
+
+    def active(self) -> str | None:
+        return self._state()["active"]
+
+    def history(self) -> list[dict[str, Any]]:
+        return self._state()["history"]
+
+    def promote(self, name: str) -> None:
+        self.model_path(name)
+        state = self._state()
+        state["history"].append({"action": "promote", "version": name, "previous": state["active"], "at": now()})
+        state["active"] = name
+        self._write_state(state)
+
+    def rollback(self) -> str | None:
+        """Make the version active before the current one active again; returns it (None: rules only)."""
+        state = self._state()
+        if state["active"] is None:
+            raise ModelStoreError("nothing to roll back: no version is active")
+        # walk back past earlier rollbacks: the previous of the promote that made the current version active
+        promotes = [h for h in state["history"] if h["action"] == "promote" and h["version"] == state["active"]]
+        previous = promotes[-1]["previous"] if promotes else None
+        state["history"].append({"action": "rollback", "version": previous, "previous": state["active"], "at": now()})
+        state["active"] = previous
+        self._write_state(state)
+        return previous

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from classifiers.models import ModelMetadata, ModelStore, ModelStoreError, data_hash, models_dir
+
+
+class FakeModel:
+    def save(self, path):
+        path.mkdir(parents=True)
+        (path / "weights").write_text("w")
+
+
+def meta(name):
+    return ModelMetadata(version=name, task="type", labels=["complaint", "praise"],
+                         data_hash=data_hash([("a", "complaint")]), n_examples=1, seed=0,
+                         created_at=f"2026-01-0{name[-1]}")
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ModelStore(tmp_path)
+    for name in ("v1", "v2", "v3"):
+        s.save(name, FakeModel(), meta(name))
+    return s
+
+
+def test_versions_keep_their_metadata(store, tmp_path):
+    assert [m.version for m in store.versions()] == ["v1", "v2", "v3"]
+    saved = json.loads((tmp_path / "versions" / "v2" / "metadata.json").read_text())
+    assert saved["labels"] == ["complaint", "praise"] and saved["data_hash"].startswith("sha256:")
+    assert store.active() is None
+
+
+def test_promote_and_rollback_walk_the_history(store):
+    store.promote("v1")
+    store.promote("v3")
+    assert store.active() == "v3"
+    assert store.rollback() == "v1"
+    assert store.active() == "v1"
+    assert store.rollback() is None
+    with pytest.raises(ModelStoreError, match="nothing to roll back"):
+        store.rollback()
+    assert [h["action"] for h in store.history()] == ["promote", "promote", "rollback", "rollback"]
+
+
+def test_unknown_or_bad_names_are_errors(store):
+    with pytest.raises(ModelStoreError, match="no model version 'v9'"):
+        store.promote("v9")
+    with pytest.raises(ModelStoreError, match="bad version name"):
+        store.promote("../etc")
+
+
+def test_the_active_version_cannot_be_overwritten(store):
+    store.promote("v2")
+    with pytest.raises(ModelStoreError, match="'v2' is active"):
+        store.save("v2", FakeModel(), meta("v2"))
+
+
+def test_data_hash_depends_on_texts_and_labels():
+    assert data_hash([("a", "x")]) != data_hash([("a", "y")])
+    assert data_hash([("a", "x")]) == data_hash([("a", "x")])
+
+
+def test_models_dir_is_configurable(monkeypatch, tmp_path):
+    monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path))
+    assert models_dir() == tmp_path
+    monkeypatch.delenv("INTAKE_MODELS_DIR")
+    assert str(models_dir()) == "var/models"

@@ -1,0 +1,64 @@
+import pytest
+
+pytest.importorskip("spacy")  # declared in pyproject.toml; skips only where it is not installed yet
+
+from classifiers.textcat import EMPTY_CONFIDENCE, MAX_CHARS, TextCatClassifier, TrainingDataError, model_text
+from tests.classifiers.textcat_data import COMPLAINT, PRAISE, rows
+
+
+@pytest.fixture(scope="module")
+def model():
+    data = rows()
+    return TextCatClassifier.train([t for t, _ in data], [y for _, y in data], seed=3)
+
+
+def test_learns_both_classes_in_every_language(model):
+    preds = model.predict(COMPLAINT + PRAISE)
+    got = [p.label for p in preds]
+    assert got == ["complaint"] * len(COMPLAINT) + ["praise"] * len(PRAISE)
+    assert all(0.5 < p.confidence <= 1.0 for p in preds)
+    assert set(model.labels) == {"complaint", "praise"}
+
+
+def test_unseen_wording_uses_character_ngrams(model):
+    # "质量太差" and "deньги не вернули" were seen only inside longer sentences
+    preds = model.predict(["质量太差", "деньги не вернули"])
+    assert [p.label for p in preds] == ["complaint", "complaint"]
+
+
+def test_same_seed_same_model():
+    data = rows()[:40] + rows()[-40:]
+    texts, labels = [t for t, _ in data], [y for _, y in data]
+    a = TextCatClassifier.train(texts, labels, seed=7).predict(["so so, not sure"])
+    b = TextCatClassifier.train(texts, labels, seed=7).predict(["so so, not sure"])
+    assert a[0].scores == b[0].scores
+
+
+def test_save_and_load_give_the_same_answers(model, tmp_path):
+    model.save(tmp_path / "m")
+    loaded = TextCatClassifier.load(tmp_path / "m")
+    texts = ["送餐太慢", "excellent", "πολύ κακό"]
+    assert [p.scores for p in loaded.predict(texts)] == [p.scores for p in model.predict(texts)]
+
+
+def test_empty_text_is_a_low_confidence_answer(model):
+    pred = model.predict(["", "   \n"])
+    assert [p.confidence for p in pred] == [EMPTY_CONFIDENCE, EMPTY_CONFIDENCE]
+    assert all(p.label in model.labels for p in pred)
+
+
+def test_a_megabyte_of_text_is_cut_not_a_crash(model):
+    huge = "terrible service, " * 60_000
+    assert len(model_text(huge)) == MAX_CHARS
+    [pred] = model.predict([huge])
+    assert pred.label == "complaint"
+
+
+def test_one_class_is_an_error_naming_the_class():
+    with pytest.raises(TrainingDataError, match=r"only one class.*'complaint'"):
+        TextCatClassifier.train(["a", "b"], ["complaint", "complaint"])
+
+
+def test_no_examples_is_an_error():
+    with pytest.raises(TrainingDataError, match="no training examples"):
+        TextCatClassifier.train([], [])
