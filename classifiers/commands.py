@@ -207,7 +207,7 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
     random.Random(seed).shuffle(order)
     cut = int(len(rows) * HOLDOUT)
     held, fit = order[:cut], order[cut:]
-    if cut >= 20 and len({labels[i] for i in fit}) >= 2:
+    if cut >= 5 and len({labels[i] for i in fit}) >= 2:
         trial = _fit([texts[i] for i in fit], [labels[i] for i in fit], seed, "hold-out model")
         preds = trial.predict([texts[i] for i in held])
         rep = report([Scored(texts[i], rows[i][1], labels[i], p.label, p.confidence)

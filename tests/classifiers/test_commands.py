@@ -1,0 +1,107 @@
+import pytest
+
+pytest.importorskip("spacy")  # declared in pyproject.toml; skips only where it is not installed yet
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from classifiers.commands import classifiers_group, classify_command
+from tests.classifiers.textcat_data import rows
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    return write(tmp_path / "train.jsonl", [{"text": t, "lang": "xx", "proxy": {"type": y}} for t, y in rows()])
+
+
+def run(*args, stdin=None):
+    cmd = classify_command if args[0] == "classify" else classifiers_group
+    return CliRunner().invoke(cmd, list(args[1:] if args[0] == "classify" else args), input=stdin)
+
+
+def test_classify_without_a_model_answers_from_rules(models):
+    lines = [{"text": "The charger caught fire and burned my hand", "lang": "en"}, {"text": ""},
+             {"text": "x" * 1_000_000, "channel": "chat"}]
+    result = run("classify", stdin="".join(json.dumps(x) + "\n" for x in lines) + "not json\n")
+    assert result.exit_code == 0, result.output
+    out = [json.loads(x) for x in result.output.splitlines()]
+    assert out[0]["urgency"] == "critical" and out[0]["type_source"] == "rules"
+    assert any("safety" in r for r in out[0]["reasons"])
+    assert out[1]["type_confidence"] == 0.0 and out[1]["urgency_confidence"] == 0.0
+    assert out[2]["type_confidence"] < 0.5
+    assert out[3]["error"].startswith("line 4")
+
+
+def test_evaluate_skips_rows_without_a_label(models, tmp_path):
+    data = write(tmp_path / "e.jsonl", [
+        {"text": "My order arrived broken, refund", "lang": "en", "proxy": {"type": "complaint"}},
+        {"text": "thanks", "lang": "en", "proxy": {"type": None}}, {"text": "hello", "lang": "en", "proxy": {}}])
+    result = run("evaluate", "--data", data, "--label-field", "proxy.type", "--json", "--out", str(tmp_path / "ev"))
+    assert result.exit_code == 0, result.output
+    rep = json.loads(result.output)
+    assert rep["n"] == 1 and rep["task"] == "type" and rep["model"] == "rules"
+    assert {"accuracy", "macro_f1", "per_class", "per_language"} <= set(rep)
+    assert (tmp_path / "ev" / "confusion.html").exists()
+
+
+def test_train_promote_classify_rollback(models, labelled, tmp_path):
+    result = run("train", "--data", labelled, "--text-field", "text", "--label-field", "proxy.type", "--version", "v1")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((models / "versions" / "v1" / "metadata.json").read_text())
+    assert meta["labels"] == ["complaint", "praise"] and meta["task"] == "type" and meta["seed"] == 0
+    assert meta["n_examples"] == len(rows()) and meta["data_hash"].startswith("sha256:")
+    assert 0.0 <= meta["metrics"]["accuracy"] <= 1.0
+
+    rep = json.loads(run("evaluate", "--data", labelled, "--model", "v1", "--json", "--out", str(tmp_path)).output)
+    assert rep["accuracy"] >= 0.95 and rep["model"] == "v1"
+
+    assert run("promote", "v1").exit_code == 0
+    stdin = json.dumps({"text": "非常满意，好评", "lang": "zh"}) + "\n" + json.dumps({"text": "zqx 77 blorp"}) + "\n"
+    confident, unsure = (json.loads(x) for x in run("classify", stdin=stdin).output.splitlines())
+    assert confident["type"] == "praise" and confident["type_source"] == "rules"  # confident rules decide
+    assert any("rules decide" in r and "model v1 said praise" in r for r in confident["reasons"])
+    assert unsure["type"] in ("complaint", "praise") and unsure["type_source"] == "model:v1"  # no cue: the model
+    assert any(r.startswith(f"type {unsure['type']}: model v1 p=") for r in unsure["reasons"])
+    listed = json.loads(run("list", "--json").output)
+    assert listed["active"] == "v1" and listed["versions"] == ["v1"]
+
+    assert "none (rules only)" in run("rollback").output
+    out = json.loads(run("classify", stdin=json.dumps({"text": "zqx 77 blorp"}) + "\n").output)
+    assert out["type_source"] == "rules" and out["type"] == "inquiry"
+
+
+def test_training_file_with_a_missing_field_names_line_and_field(models, tmp_path):
+    data = write(tmp_path / "bad.jsonl", [{"text": "a", "proxy": {"type": "praise"}},
+                                          {"body": "b", "proxy": {"type": "spam"}}])
+    result = run("train", "--data", data, "--version", "bad")
+    assert result.exit_code != 0
+    assert "bad.jsonl:2: field 'text' is missing" in result.output
+    data = write(tmp_path / "nolabel.jsonl", [{"text": "a", "proxy": {}}])
+    assert "field 'proxy.type' is missing" in run("train", "--data", data, "--version", "bad").output
+
+
+def test_training_file_with_one_class_is_refused(models, tmp_path):
+    data = write(tmp_path / "one.jsonl", [{"text": f"broken {i}", "proxy": {"type": "complaint"}} for i in range(30)])
+    result = run("train", "--data", data, "--version", "one")
+    assert result.exit_code != 0 and "only one class" in result.output
+    assert not (models / "versions" / "one").exists()
+
+
+def test_unknown_labels_and_versions_are_named(models, tmp_path):
+    data = write(tmp_path / "odd.jsonl", [{"text": "a", "proxy": {"type": "banana"}},
+                                          {"text": "b", "proxy": {"type": "spam"}}])
+    assert "not all type, category or urgency" in run("train", "--data", data, "--version", "x").output
+    assert "no model version 'nope'" in run("promote", "nope").output
