@@ -19,11 +19,14 @@ import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
+from thinc.api import Adam
 
 MAX_CHARS = 1000
 NGRAM_SIZE = 4
 EPOCHS = 4
 BATCH_SIZE = 64
+LEARN_RATE = 0.001
+L2 = 0.0
 EMPTY_CONFIDENCE = 0.0
 
 
@@ -71,7 +74,9 @@ class TextCatClassifier:
         model = cls(nlp)
         examples = [Example.from_dict(model._doc(t), {"cats": {x: float(x == y) for x in label_set}})
                     for t, y in zip(texts, labels, strict=True)]
-        optimizer = nlp.initialize(lambda: examples[:500])
+        nlp.initialize(lambda: examples[:500])
+        # averaged weights (as `spacy train` saves them) are steadier than the last step's
+        optimizer = Adam(LEARN_RATE, L2=L2, use_averages=True)
         rng = random.Random(seed)
         done, total = 0, epochs * len(examples)
         for _ in range(epochs):
@@ -81,6 +86,9 @@ class TextCatClassifier:
                 done += len(batch)
                 if progress:
                     progress(done, total)
+        with nlp.use_params(optimizer.averages):
+            weights = nlp.to_bytes()
+        nlp.from_bytes(weights)
         model.labels = tuple(textcat.labels)
         return model
 

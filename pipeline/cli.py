@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from classifiers.commands import classifiers_group, classify_command
 from pipeline.config import ConfigError, Settings, load_settings
 
 
@@ -379,6 +380,9 @@ def identity_dismiss(suggestion_id: int, config: str | None) -> None:
 def _default_config() -> str | None:
     return "config.yaml" if Path("config.yaml").is_file() else None
 
+
+main.add_command(classify_command)
+main.add_command(classifiers_group)
 
 if __name__ == "__main__":
     main()
