@@ -284,6 +284,11 @@ class RuleClassifier:
         folded = fold(text)
         found = rules.matches(folded)
         type_scores, type_why = _score_types(folded, found, lang)
+        signals, signal_why = _score(found["urgency"])
+        for harm in ("safety", "security"):  # someone reporting harm is complaining, even in a question
+            if harm in signals:
+                type_scores["complaint"] += 2
+                type_why["complaint"].append(f"{harm} signal")
         if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")
@@ -307,7 +312,6 @@ class RuleClassifier:
             else:
                 category = "other"
 
-        signals, signal_why = _score(found["urgency"])
         if _shouting(text) or "!!!" in text:
             signals["anger"] += 1
             signal_why["anger"].append("capitals or !!!")
@@ -330,9 +334,9 @@ def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) 
     level = 0 if msg_type in ("praise", "spam", "suggestion") else 1
     if msg_type == "spam":
         return URGENCIES[0]
-    if "safety" in signals:
+    if signals & {"safety", "security"}:  # harm to a person or to their money cannot wait
         level = 3
-    if signals & {"security", "legal", "public"}:
+    if signals & {"legal", "public"}:
         level = max(level, 2)
     bumps = len(signals & {"anger", "deadline"}) + (repeat_contacts >= 2) + vip
     level = min(3, level + bumps) if level >= 2 else min(2, level + bumps)

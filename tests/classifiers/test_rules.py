@@ -84,3 +84,65 @@ def test_required_literals(pattern, needles):
     from classifiers.rules import required_literals
 
     assert required_literals(pattern) == needles
+
+
+# Team-written urgency test: every safety and every fraud / security message is critical, in each language.
+SAFETY_AND_FRAUD = {
+    "en": ["The charger caught fire and burned my hand", "My son got food poisoning after eating your chicken",
+           "I got an electric shock from the kettle", "Someone used my card without my permission",
+           "There is a payment on my account I did not make, this is fraud", "My card was stolen yesterday",
+           "my account has been hacked"],
+    "vi": ["Sạc điện thoại bị cháy nổ, con tôi bị bỏng tay", "Cả nhà bị ngộ độc sau khi ăn đồ của quán",
+           "Tôi bị điện giật khi cắm ấm siêu tốc", "Tài khoản của tôi bị hack, có giao dịch lạ",
+           "Thẻ của tôi bị đánh cắp", "tai khoan bi hack, mat tien trong tai khoan",
+           "Đây là lừa đảo, tôi bị mất tiền trong tài khoản"],
+    "zh": ["充电器着火了，把我的手烧伤了", "吃了你们的外卖以后全家食物中毒", "热水壶漏电，我被电到了",
+           "我的银行卡被盗刷了", "账户被盗，有一笔不是我本人的交易", "我遇到诈骗了，钱被转走了"],
+    "ru": ["Зарядка загорелась и обожгла мне руку", "После вашей шаурмы у всей семьи отравление",
+           "Меня ударило током от чайника", "С моей карты украли деньги, это мошенничество",
+           "Мой аккаунт взломали", "У меня украли карту"],
+    "el": ["Ο φορτιστής πήρε φωτιά και κάηκε το χέρι μου", "Πάθαμε τροφική δηλητηρίαση από το φαγητό σας",
+           "με χτυπησε ρευμα η συσκευη", "Μου έκλεψαν την κάρτα",
+           "Έγινε απάτη, χάθηκαν τα χρήματα από τον λογαριασμό μου", "μου εκλεψαν την καρτα",
+           "εγινε απατη με την καρτα μου"],
+}
+
+
+@pytest.mark.parametrize("lang, text", [(lang, t) for lang, texts in SAFETY_AND_FRAUD.items() for t in texts])
+def test_every_safety_and_fraud_message_is_critical(rules, lang, text):
+    labels = rules.classify(text, lang)
+    assert labels.urgency == "critical", labels.reasons
+    assert labels.type == "complaint", labels.reasons
+    assert any(r.startswith(("signal safety", "signal security")) for r in labels.reasons)
+
+
+@pytest.mark.parametrize("text, lang, expected", [
+    ("The food was not good at all", "en", "complaint"),
+    ("The hotel was good but the room was dirty and the staff were rude", "en", "complaint"),
+    ("Hàng không đẹp, không giống hình", "vi", "complaint"),
+    ("hang ko tot, ko nen mua", "vi", "complaint"),
+    ("Giao hàng hơi chậm nhưng sản phẩm rất đẹp, rất hài lòng", "vi", "praise"),
+    ("菜不好吃，送得也慢", "zh", "complaint"),
+    ("送餐有点慢，但是味道很好，下次还会再点", "zh", "praise"),
+    ("Мне совсем не понравилось обслуживание", "ru", "complaint"),
+    ("Спасибо, всё отлично, очень довольна", "ru", "praise"),
+    ("Δεν ήταν καθόλου καλό το φαγητό", "el", "complaint"),
+    ("δεν ηταν καθολου καλο το φαγητο", "el", "complaint"),
+    ("Ευχαριστώ πολύ, εξαιρετική εξυπηρέτηση", "el", "praise"),
+    ("ευχαριστω πολυ, εξαιρετικη εξυπηρετηση", "el", "praise"),
+])
+def test_negation_contrast_and_accents(rules, text, lang, expected):
+    labels = rules.classify(text, lang)
+    assert labels.type == expected, labels.reasons
+
+
+def test_a_negated_praise_cue_says_so_in_its_reason(rules):
+    labels = rules.classify("Мне не понравилось", "ru")
+    assert labels.type == "complaint"
+    assert any("negated by 'не'" in r for r in labels.reasons), labels.reasons
+
+
+def test_greek_cues_match_accented_and_accent_free_text_alike(rules):
+    accented = rules.classify("Μου έκλεψαν την κάρτα, είναι απάτη", "el")
+    plain = rules.classify("μου εκλεψαν την καρτα, ειναι απατη", "el")
+    assert accented.as_dict() == plain.as_dict()
