@@ -56,8 +56,9 @@ class TextCatClassifier:
         self.labels: tuple[str, ...] = tuple(self._textcat.labels)
 
     def _doc(self, text: str) -> Doc:
-        chars = [" ", *model_text(text), " "]  # the spaces mark word starts and ends as n-gram context
-        return Doc(self.nlp.vocab, words=chars, spaces=[False] * len(chars))
+        # the " " tokens mark word starts and ends as n-gram context; the model reads token text only, so
+        # the default trailing spaces do no harm and halve the time it takes to build the Doc
+        return Doc(self.nlp.vocab, words=[" ", *model_text(text), " "])
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int = 0, epochs: int = EPOCHS,
