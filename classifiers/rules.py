@@ -263,6 +263,33 @@ def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]
     return scores, why
 
 
+_MASH = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}", re.IGNORECASE)
+_STUTTER = re.compile(r"(\w)\1{19,}|(\w{2,4})\2{5,}")
+_LAUGHTER = {"ha", "he", "hi", "hu", "ah", "eh", "ih", "haha", "hehe", "hihi", "kaka", "keke", "ja", "xa",
+             "ха", "хе", "χα"}
+_URLISH = re.compile(r"https?://|www\.|\.(com|net|org|vn|ru|gr|cn)\b|@")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def gibberish(text: str) -> str | None:
+    """The evidence that a text is noise rather than a message: keyboard mashing (six Latin
+    consonants in a row, at least three different ones: "luônnnnn" is emphasis, not noise), one
+    letter twenty times or a short unit six times over ("okokokokokok", not laughter), or
+    symbols without a single letter."""
+    for match in _MASH.finditer(text):
+        run = match.group(0).lower()
+        token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
+        if len(set(run)) >= 3 and not _URLISH.search(token):
+            return f"keyboard mashing {token[:24]!r}"
+    for match in _STUTTER.finditer(text):
+        if (match.group(2) or "").lower() not in _LAUGHTER:
+            return f"stutter {match.group(0)[:16]!r}"
+    stripped = "".join(text.split())
+    if len(stripped) >= 5 and not _LETTER.search(stripped):
+        return f"no letters {stripped[:12]!r}"
+    return None
+
+
 def _shouting(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha() and (ch.isupper() or ch.islower())]
     return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
@@ -284,6 +311,10 @@ class RuleClassifier:
         folded = fold(text)
         found = rules.matches(folded)
         type_scores, type_why = _score_types(folded, found, lang)
+        noise = gibberish(text)
+        if noise is not None:
+            type_scores["spam"] += 4
+            type_why["spam"].append(noise)
         signals, signal_why = _score(found["urgency"])
         for harm in ("safety", "security"):  # someone reporting harm is complaining, even in a question
             if harm in signals:
@@ -298,6 +329,8 @@ class RuleClassifier:
             msg_type, best = ranked[0]
             total = sum(type_scores.values())
             confidence = round(best / total * min(1.0, 0.5 + best / 4), 3)
+            if msg_type == "spam" and noise is not None and best <= 4:  # noise alone is a weak signal
+                confidence = min(confidence, 0.4)
             reasons.append(f"type {msg_type}: " + ", ".join(type_why[msg_type][:4]))
         else:
             msg_type, confidence = "inquiry", 0.2

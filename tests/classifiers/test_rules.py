@@ -146,3 +146,19 @@ def test_greek_cues_match_accented_and_accent_free_text_alike(rules):
     accented = rules.classify("Μου έκλεψαν την κάρτα, είναι απάτη", "el")
     plain = rules.classify("μου εκλεψαν την καρτα, ειναι απατη", "el")
     assert accented.as_dict() == plain.as_dict()
+
+
+@pytest.mark.parametrize("text", ["Hsnhshshhahhshshhdhdhbdbxb", "Sản phẩm ok Tjdtjdtjdtjdtjd rhsrjsrjstjdrjd",
+                                  "🧡🧡🧡🧡🧡🧡🧡🧡", "okokokokokokokokok"])
+def test_gibberish_is_spam_with_the_evidence(rules, text):
+    labels = rules.classify(text, "vi")
+    assert labels.type == "spam", labels.reasons
+    assert labels.urgency == "low"
+
+
+@pytest.mark.parametrize("text", ["Áo đẹp lắm luônnnnnnn, giao nhanh", "hahahahahahaha thích quá",
+                                  "Strengths of the new app: speed", "https://example.com/abc"])
+def test_emphasis_laughter_and_links_are_not_gibberish(text):
+    from classifiers.rules import gibberish
+
+    assert gibberish(text) is None
