@@ -264,3 +264,38 @@ def list_command(as_json: bool) -> None:
         mark = "*" if m.version == active else " "
         click.echo(f"{mark} {m.version:24} {m.task:8} n={m.n_examples:<7} "
                    f"acc={m.metrics.get('accuracy', 'n/a')} {m.created_at} {','.join(m.sources)}")
+
+
+@classifiers_group.command("bench")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--model", "version", required=True)
+@click.option("--limit", default=5000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_command(data: str, text_field: str, version: str, limit: int, as_json: bool) -> None:
+    """Model load time and messages/s on one core: the model alone, and rules + model as `classify` runs them."""
+    import time
+
+    from classifiers.combine import CombinedClassifier, Message
+    from classifiers.rules import RuleClassifier
+
+    with open(data, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()][:limit]
+    texts = [str(_field(r, text_field)[1] or "") for r in rows]
+    store = ModelStore()
+    start = time.perf_counter()
+    model, meta = _load_model(store, version)
+    model.predict(["warm up"])
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict(texts)
+    model_rate = len(texts) / (time.perf_counter() - start)
+    clf = CombinedClassifier(RuleClassifier(), model, version, meta.task)
+    messages = [Message(t, str(r.get("lang") or "und")) for t, r in zip(texts, rows, strict=True)]
+    start = time.perf_counter()
+    clf.classify(messages)
+    combined_rate = len(texts) / (time.perf_counter() - start)
+    figures = {"n": len(texts), "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
+               "load_s": round(load_s, 3), "model_msgs_per_s": round(model_rate),
+               "classify_msgs_per_s": round(combined_rate)}
+    click.echo(json.dumps(figures) if as_json else "  ".join(f"{k}={v}" for k, v in figures.items()))

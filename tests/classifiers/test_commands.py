@@ -68,6 +68,8 @@ def test_train_promote_classify_rollback(models, labelled, tmp_path):
 
     rep = json.loads(run("evaluate", "--data", labelled, "--model", "v1", "--json", "--out", str(tmp_path)).output)
     assert rep["accuracy"] >= 0.95 and rep["model"] == "v1"
+    figures = json.loads(run("bench", "--data", labelled, "--model", "v1", "--json").output)
+    assert figures["n"] == len(rows()) and figures["load_s"] > 0 and figures["classify_msgs_per_s"] > 0
 
     assert run("promote", "v1").exit_code == 0
     stdin = json.dumps({"text": "非常满意，好评", "lang": "zh"}) + "\n" + json.dumps({"text": "zqx 77 blorp"}) + "\n"
