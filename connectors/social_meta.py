@@ -25,12 +25,10 @@ from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import (
     AcceptedKeys,
     attachment,
-    hand_over_once,
     ident,
-    json_object,
     moment,
     objects,
-    refuse,
+    receive_signed,
     signature_matches,
     text_or_placeholder,
 )
@@ -285,6 +283,10 @@ class MetaWebhookRoutes:
         self.skipped: Counter[str] = Counter()
         self.accepted = AcceptedKeys(cfg.remember_keys)
 
+    def _parse(self, payload: dict[str, Any]) -> tuple[list[Envelope], Counter[str]]:
+        parsed = parse_webhook(payload, self.cfg)
+        return parsed.envelopes, parsed.skipped
+
     def router(self, sink: Sink) -> APIRouter:
         router = APIRouter()
         secret = self.cfg.app_secret.get_secret_value()
@@ -300,18 +302,9 @@ class MetaWebhookRoutes:
 
         @router.post(PATH)
         async def receive(request: Request) -> JSONResponse:
-            body = await request.body()
-            if len(body) > self.cfg.max_body_bytes:
-                raise refuse(self.metrics, 413, f"body over {self.cfg.max_body_bytes} bytes")
-            if not signature_matches(request.headers.get("x-hub-signature-256"), sign(secret, body)):
-                raise refuse(self.metrics, 401, "missing or wrong X-Hub-Signature-256")
-            try:
-                parsed = parse_webhook(json_object(body), self.cfg)
-            except InputError as exc:
-                raise refuse(self.metrics, 400, str(exc)) from exc
-            new = await hand_over_once(sink, parsed.envelopes, self.metrics, self.accepted)
-            self.skipped.update(parsed.skipped)
-            return JSONResponse({"accepted": new, "already_accepted": len(parsed.envelopes) - new,
-                                 "skipped": dict(parsed.skipped)})
+            return await receive_signed(
+                request, sink=sink, metrics=self.metrics, accepted=self.accepted, skipped=self.skipped,
+                max_body_bytes=self.cfg.max_body_bytes, signature_header="X-Hub-Signature-256",
+                sign=lambda body: sign(secret, body), parse=self._parse)
 
         return router

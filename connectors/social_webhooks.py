@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from connectors.base import InputError, Sink
 from connectors.http_intake import hand_over
@@ -122,3 +123,25 @@ async def hand_over_once(sink: Sink, envelopes: Sequence[Envelope], metrics: Con
         await hand_over(sink, fresh, metrics)
         accepted.remember(fresh)
     return len(fresh)
+
+
+Parse = Callable[[dict[str, Any]], tuple[Sequence[Envelope], Counter[str]]]
+
+
+async def receive_signed(request: Request, *, sink: Sink, metrics: ConnectorMetrics, accepted: AcceptedKeys,
+                         skipped: Counter[str], max_body_bytes: int, signature_header: str,
+                         sign: Callable[[bytes], str], parse: Parse) -> JSONResponse:
+    """One signed webhook POST: size limit, signature over the raw body, parse, hand over once.
+    Nothing is read from a body whose signature does not match."""
+    body = await request.body()
+    if len(body) > max_body_bytes:
+        raise refuse(metrics, 413, f"body over {max_body_bytes} bytes")
+    if not signature_matches(request.headers.get(signature_header), sign(body)):
+        raise refuse(metrics, 401, f"missing or wrong {signature_header}")
+    try:
+        envelopes, skipped_now = parse(json_object(body))
+    except InputError as exc:
+        raise refuse(metrics, 400, str(exc)) from exc
+    new = await hand_over_once(sink, envelopes, metrics, accepted)
+    skipped.update(skipped_now)
+    return JSONResponse({"accepted": new, "already_accepted": len(envelopes) - new, "skipped": dict(skipped_now)})

@@ -24,13 +24,10 @@ from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import (
     AcceptedKeys,
     attachment,
-    hand_over_once,
     ident,
-    json_object,
     moment,
     objects,
-    refuse,
-    signature_matches,
+    receive_signed,
     text_or_placeholder,
 )
 from pipeline.envelope import Envelope, Sender
@@ -219,18 +216,9 @@ class XWebhookRoutes:
 
         @router.post(PATH)
         async def receive(request: Request) -> JSONResponse:
-            body = await request.body()
-            if len(body) > self.cfg.max_body_bytes:
-                raise refuse(self.metrics, 413, f"body over {self.cfg.max_body_bytes} bytes")
-            if not signature_matches(request.headers.get("x-twitter-webhooks-signature"), sign(secret, body)):
-                raise refuse(self.metrics, 401, "missing or wrong x-twitter-webhooks-signature")
-            try:
-                envelopes, skipped = parse_webhook(json_object(body), self.cfg)
-            except InputError as exc:
-                raise refuse(self.metrics, 400, str(exc)) from exc
-            new = await hand_over_once(sink, envelopes, self.metrics, self.accepted)
-            self.skipped.update(skipped)
-            return JSONResponse({"accepted": new, "already_accepted": len(envelopes) - new,
-                                 "skipped": dict(skipped)})
+            return await receive_signed(
+                request, sink=sink, metrics=self.metrics, accepted=self.accepted, skipped=self.skipped,
+                max_body_bytes=self.cfg.max_body_bytes, signature_header="x-twitter-webhooks-signature",
+                sign=lambda body: sign(secret, body), parse=lambda payload: parse_webhook(payload, self.cfg))
 
         return router
