@@ -9,17 +9,23 @@ into this repository.
 
 from __future__ import annotations
 
+import gzip
 import math
-import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+
+import msgpack
 
 WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _VI_BARE_PENALTY = 0.7  # log10: a syllable typed without its marks is rarer than written with them
 _FLOOR_BELOW = 0.7  # log10 below a list's rarest word for words it does not list
 _HAN_WORD_RATIO = 0.5  # log10 margin before a Han-only word counts as Japanese rather than Chinese
 _MEMO_SIZE = 200_000  # words seen before skip the per-language lookups; support text repeats itself
+_NO_VECTOR: tuple[float, ...] = ()
 
 
 def strip_marks(word: str) -> str:
@@ -27,11 +33,35 @@ def strip_marks(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _read(lang: str) -> list[list[str]] | None:
-    from wordfreq import DATA_PATH, read_cBpack
+@cache
+def wordfreq_data() -> Path:
+    """wordfreq's data folder, found without importing wordfreq (its import costs 0.3 s of load time)."""
+    spec = find_spec("wordfreq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the wordfreq package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
-    path = DATA_PATH / f"small_{lang}.msgpack.gz"
-    return read_cBpack(str(path)) if path.is_file() else None
+
+def _read(lang: str) -> list[list[str]] | None:
+    """A wordfreq "cBpack": a header, then lists of words whose index is minus their log10 frequency x 100."""
+    path = wordfreq_data() / f"small_{lang}.msgpack.gz"
+    if not path.is_file():
+        return None
+    with gzip.open(path, "rb") as f:
+        data = msgpack.load(f, raw=False)
+    header = data[0]
+    if not isinstance(header, dict) or header.get("format") != "cB" or header.get("version") != 1:
+        raise ValueError(f"unexpected wordfreq header in {path}: {header!r}")
+    return data[1:]
+
+
+def _table(bins: list[list[str]]) -> dict[str, float]:
+    """word -> log10 frequency; a word listed twice keeps its most frequent entry."""
+    table: dict[str, float] = {}
+    for cb in range(len(bins) - 1, -1, -1):
+        if bins[cb]:
+            table.update(dict.fromkeys(bins[cb], -cb / 100))
+    return table
 
 
 class WordModel:
@@ -43,41 +73,45 @@ class WordModel:
         self.floors = tuple(-len(tables[lang] or ()) / 100 - _FLOOR_BELOW for lang in self.langs)
         self.tables: list[dict[str, float]] = []
         for lang in self.langs:
-            bins = tables[lang] or []
-            table = {word: -cb / 100 for cb in range(len(bins) - 1, -1, -1) for word in bins[cb]}
+            table = _table(tables[lang] or [])
             if lang == "vi":
                 table = _with_bare_syllables(table)
             self.tables.append(table)
         self._pairs = tuple(zip(self.tables, self.floors, strict=True))
-        self._memo: dict[str, tuple[float, ...] | None] = {}
+        self._known: dict[str, None] = {}  # every word some list holds: an unknown word costs one lookup
+        for table in self.tables:
+            self._known.update(dict.fromkeys(table))
+        self._memo: dict[str, tuple[float, ...]] = {}
 
     def vector(self, word: str) -> tuple[float, ...] | None:
         """log10 frequencies of one word per language; None when no list knows it."""
         vec = self._memo.get(word)
-        if vec is not None or word in self._memo:
-            return vec
-        found = tuple(t.get(word, f) for t, f in self._pairs)
-        if found == self.floors:
-            found = None
-            if "'" in word:  # "l'ordre", "c'est": the lists hold the parts
-                parts = [self.vector(p) for p in word.split("'") if p]
-                known = [p for p in parts if p is not None]
-                if known:
-                    found = tuple(map(sum, zip(*known, strict=True)))
+        if vec is None:
+            vec = self._vector(word)
+        return vec or None
+
+    def _vector(self, word: str) -> tuple[float, ...]:
+        if word in self._known:
+            found = tuple(t.get(word, f) for t, f in self._pairs)
+        elif "'" in word:  # "l'ordre", "c'est": the lists hold the parts
+            known = [v for v in map(self.vector, (p for p in word.split("'") if p)) if v is not None]
+            found = tuple(map(sum, zip(*known, strict=True))) if known else _NO_VECTOR
+        else:
+            return _NO_VECTOR
         if len(self._memo) < _MEMO_SIZE:
             self._memo[word] = found
         return found
 
     def score(self, words: Iterable[str]) -> tuple[list[float], int]:
         """Summed log10 probabilities per language, and how many words any list knows."""
-        total = [0.0] * len(self.langs)
-        known = 0
-        for word in words:
-            vec = self.vector(word)
-            if vec is not None:  # a word no list knows adds nothing; the n-gram model covers it
-                total = list(map(operator.add, total, vec))
-                known += 1
-        return total, known
+        memo, build = self._memo.get, self._vector
+        vectors = [vec for vec in (memo(w) or build(w) for w in words) if vec]
+        if not vectors:  # a word no list knows adds nothing; the n-gram model covers it
+            return [0.0] * len(self.langs), 0
+        if len(vectors) == 1:
+            return list(vectors[0]), 1
+        # the same additions, in the same order, as a running total (Python 3.11's sum is plain addition)
+        return list(map(sum, zip(*vectors, strict=True))), len(vectors)
 
 
 def _with_bare_syllables(table: dict[str, float]) -> dict[str, float]:
@@ -96,14 +130,17 @@ def words_of(text: str) -> list[str]:
     return [w.replace("’", "'") for w in WORD.findall(text.casefold())]
 
 
+def _last_entry_table(bins: list[list[str]]) -> dict[str, float]:
+    table: dict[str, float] = {}
+    for cb, words in enumerate(bins):
+        if words:
+            table.update(dict.fromkeys(words, -cb / 100))
+    return table
+
+
 def _simplified_map() -> dict[int, str]:
     """wordfreq's traditional -> simplified character table."""
-    import gzip
-
-    import msgpack
-    from wordfreq import DATA_PATH
-
-    with gzip.open(DATA_PATH / "_chinese_mapping.msgpack.gz") as f:
+    with gzip.open(wordfreq_data() / "_chinese_mapping.msgpack.gz") as f:
         return msgpack.load(f, raw=False, strict_map_key=False)
 
 
@@ -112,8 +149,7 @@ class HanModel:
 
     def __init__(self) -> None:
         zh, ja = _read("zh") or [], _read("ja") or []
-        self.zh = {w: -cb / 100 for cb, words in enumerate(zh) for w in words}
-        self.ja = {w: -cb / 100 for cb, words in enumerate(ja) for w in words}
+        self.zh, self.ja = _last_entry_table(zh), _last_entry_table(ja)
         zh_chars = {ch for w in self.zh for ch in w}
         self.simplify = _simplified_map()
         traditional = {chr(k) for k in self.simplify}
