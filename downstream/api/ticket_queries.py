@@ -1,0 +1,145 @@
+"""The ticket list as one keyset-paginated query: filters, full-text search, three orders.
+
+Pages are keyset, not offset: the cursor carries the last row's sort key, so page 1,000 costs what
+page 1 costs. The urgency order uses `URGENCY_RANK_SQL` verbatim, as the indexes of migration 0005 do,
+and an urgency filter is written on that rank too, so one index serves filter and order.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+)
+
+from pipeline.store.api_schema import URGENCY_RANK, URGENCY_RANK_SQL
+from pipeline.store.schema import UtcDateTime, messages, tickets
+
+URGENCY_RANK_COLUMN = literal_column(URGENCY_RANK_SQL, Integer)
+_T = tickets.c
+_FTS_TICKETS = "to_tsvector('simple', coalesce(tickets.subject, '')) @@ plainto_tsquery('simple', :q)"
+_FTS_MESSAGES = "to_tsvector('simple', messages.text) @@ plainto_tsquery('simple', :q)"
+
+
+class CursorError(ValueError):
+    """A cursor this query did not hand out (or one for another sort order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    status: list[str] = field(default_factory=list)
+    urgency: list[str] = field(default_factory=list)
+    type: list[str] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    language: list[str] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
+    customer_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    q: str | None = None
+
+
+def encode_cursor(sort: str, row: Any) -> str:
+    if sort == "urgency":
+        key = [sort, row.urgency_rank, row.sla_due_at.isoformat(), row.id]
+    else:
+        key = [sort, getattr(row, f"{sort}_at").isoformat(), row.id]
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> list[Any]:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(key, list) or not key or key[0] != sort:
+            raise CursorError(f"this cursor is not one for sort={sort}")
+        if sort == "urgency":
+            _, rank, due, last_id = key
+            return [int(rank), datetime.fromisoformat(due), int(last_id)]
+        _, at, last_id = key
+        return [datetime.fromisoformat(at), int(last_id)]
+    except CursorError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CursorError("not a cursor this API handed out") from exc
+
+
+def _search(conn: Connection, q: str) -> ColumnElement[bool]:
+    if conn.dialect.name == "postgresql":
+        matching = union(select(_T.id).where(text(_FTS_TICKETS)),
+                         select(messages.c.ticket_id).where(text(_FTS_MESSAGES)))
+        return _T.id.in_(matching.params(q=q))
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    in_messages = select(messages.c.ticket_id).where(messages.c.text.ilike(pattern, escape="\\"))
+    return or_(_T.subject.ilike(pattern, escape="\\"), _T.id.in_(in_messages))
+
+
+def _conditions(conn: Connection, f: TicketFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    # statuses and ranks are from closed lists: written inline, so a plan can use the open-queue partial index
+    if f.status:
+        where.append(_T.status.in_(bindparam("status", sorted(set(f.status)), literal_execute=True)))
+    if f.urgency:
+        ranks = sorted(URGENCY_RANK[u] for u in set(f.urgency))
+        where.append(URGENCY_RANK_COLUMN.in_(bindparam("ranks", ranks, literal_execute=True)))
+    for column, values in ((_T.type, f.type), (_T.category, f.category), (_T.language, f.language),
+                           (_T.channel, f.channel)):
+        if values:
+            where.append(column.in_(values) if len(values) > 1 else column == values[0])
+    if f.customer_id is not None:
+        where.append(_T.customer_id == f.customer_id)
+    for column, after, before in ((_T.created_at, f.created_after, f.created_before),
+                                  (_T.updated_at, f.updated_after, f.updated_before)):
+        if after is not None:
+            where.append(column >= after)
+        if before is not None:
+            where.append(column < before)
+    if f.q:
+        where.append(_search(conn, f.q))
+    return where
+
+
+def ticket_page_query(conn: Connection, f: TicketFilter, sort: str, limit: int, cursor: str | None) -> Select[Any]:
+    query = select(*tickets.c, URGENCY_RANK_COLUMN.label("urgency_rank")).where(and_(True, *_conditions(conn, f)))
+    key = decode_cursor(sort, cursor) if cursor else None
+    if sort == "urgency":
+        if key:
+            rank, due, last_id = key
+            query = query.where(tuple_(URGENCY_RANK_COLUMN, _T.sla_due_at, _T.id)
+                                > tuple_(literal(rank, Integer), literal(due, UtcDateTime()), literal(last_id)))
+        query = query.order_by(URGENCY_RANK_COLUMN, _T.sla_due_at, _T.id)
+    else:
+        column = _T.created_at if sort == "created" else _T.updated_at
+        if key:
+            at, last_id = key
+            query = query.where(tuple_(column, _T.id) < tuple_(literal(at, UtcDateTime()), literal(last_id)))
+        query = query.order_by(column.desc(), _T.id.desc())
+    return query.limit(bindparam("page_limit", limit + 1, literal_execute=True))
+
+
+def ticket_page(conn: Connection, f: TicketFilter, sort: str = "urgency", limit: int = 50,
+                cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of tickets and the cursor of the next page (None on the last)."""
+    rows = list(conn.execute(ticket_page_query(conn, f, sort, limit, cursor)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(sort, rows[-1]) if more and rows else None
+    return [dict(r._mapping) for r in rows], next_cursor
