@@ -15,11 +15,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.base import Connector, HttpIntakeConfig, HttpRoutes, InputError, Sink
 from connectors.json_messages import parse_messages
-from connectors.metrics import ConnectorMetrics, PrometheusCollector
+from connectors.metrics import ConnectorMetrics
+from pipeline import metrics as pipeline_metrics
 from pipeline.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = 
         app.include_router(messages_router(cfg, sink, metrics or ConnectorMetrics("http_intake")))
     for route in routes:
         app.include_router(route.router(sink))
-    registry = CollectorRegistry()
-    registry.register(PrometheusCollector())
 
     @app.get("/healthz")
     async def health() -> dict[str, str]:
@@ -96,7 +95,7 @@ def build_app(cfg: HttpIntakeConfig, sink: Sink, routes: Sequence[HttpRoutes] = 
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(pipeline_metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -110,14 +109,18 @@ class HttpIntakeConnector(Connector):
         self.metrics = ConnectorMetrics(self.name)
 
     async def run(self, sink: Sink, stop: asyncio.Event) -> None:
-        import uvicorn
-
-        app = build_app(self.cfg, sink, self.routes, self.metrics)
-        config = uvicorn.Config(app, host=self.cfg.host, port=self.cfg.port, log_level="warning", lifespan="off")
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign] - the service owns signals
-        serving = asyncio.create_task(server.serve())
         log.info("HTTP intake on http://%s:%d/v1/messages", self.cfg.host, self.cfg.port)
-        await stop.wait()
-        server.should_exit = True
-        await serving
+        await serve_until(build_app(self.cfg, sink, self.routes, self.metrics), self.cfg.host, self.cfg.port, stop)
+
+
+async def serve_until(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve `app` with uvicorn until `stop` is set; the service, not uvicorn, owns the signals."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving

@@ -77,6 +77,14 @@ class RelayConfig(_Frozen):
     batch_size: int = Field(default=500, ge=1)
 
 
+class OpsConfig(_Frozen):
+    """/metrics, /healthz and /readyz of `intake run` (off unless configured: tests run many processes)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=1, le=65535)
+
+
 class LoggingConfig(_Frozen):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = False
@@ -90,6 +98,7 @@ class Settings(_Frozen):
     language: LanguageConfig = LanguageConfig()
     connectors: ConnectorsConfig = ConnectorsConfig()
     relay: RelayConfig = RelayConfig()
+    ops: OpsConfig = OpsConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from pipeline import metrics
 from pipeline.config import KafkaConfig
 from pipeline.errors import RetriableError
 from pipeline.processor import BatchResult, Prepared, Processor, RawRecord
@@ -67,6 +68,7 @@ class PipelineRunner:
         self.dead_letters = KafkaDeadLetterQueue(cfg)
         self.on_batch = on_batch
         self._lock = asyncio.Lock()
+        self._stage_clock = metrics.StageClock()
         self.consumer = consumer or AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers, group_id=cfg.group_id, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=cfg.batch_max_records,
@@ -88,7 +90,11 @@ class PipelineRunner:
                     continue
                 consumed = [r for rs in batch.values() for r in rs]
                 records = [RawRecord(r.value or b"", record_source(r), attempts_of(r)) for r in consumed]
+                started = time.perf_counter()
                 prepared = await asyncio.to_thread(self.processor.prepare, records)
+                metrics.STEP_SECONDS.labels("prepare").observe(time.perf_counter() - started)
+                metrics.count_step("prepare", prepared.items)
+                self._stage_clock.publish(self.processor.stage_seconds)
                 if storing is not None and not await storing:
                     break  # that batch was not stored: committing a later one would skip it
                 storing = asyncio.create_task(self._store_and_commit(consumed, prepared, stop))
@@ -113,6 +119,8 @@ class PipelineRunner:
                                             "storing the batch", stop)
             if result is None:
                 return False  # stopping while the database is down: nothing committed, all redelivered
+            metrics.STEP_SECONDS.labels("store").observe(time.perf_counter() - started)
+            metrics.count_stored(prepared.items, result.stored, result.duplicates, result.tickets_created)
             if result.dead_letters:
                 put = await self._until_done(lambda: self.dead_letters.put(self.producer, result.dead_letters),
                                              "writing dead letters", stop)
@@ -125,12 +133,20 @@ class PipelineRunner:
                 await self.consumer.commit(offsets)
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                 log.warning("offset commit failed (%s); the batch will be redelivered and skipped as stored", exc)
+            metrics.count_dead(result.dead_letters)
+            self._observe_lag(offsets)
             if self.on_batch:
                 self.on_batch(result, consumed)
             log.debug("batch of %d in %.1f ms: %d stored, %d duplicates, %d dead", len(consumed),
                       (time.perf_counter() - started) * 1000, result.stored, result.duplicates,
                       len(result.dead_letters))
             return True
+
+    def _observe_lag(self, committed: dict[TopicPartition, int]) -> None:
+        for tp, offset in committed.items():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - offset))
 
     def _still_assigned(self, prepared: Prepared, consumed: list[ConsumerRecord]
                         ) -> tuple[Prepared, list[ConsumerRecord]]:
