@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifiers.language_script import OWN_SCRIPT, STATISTICAL, ScriptRun, arabic_language, script_runs
+from classifiers.language_script import OWN_SCRIPT, STATISTICAL, ScriptRun, arabic_language, script_runs, sole_group
 from classifiers.language_words import HanModel, WordModel, words_of
 
 UNDETERMINED = "und"
@@ -49,6 +49,7 @@ _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MIN_BLOCK_LETTERS = 20
 _SANITISE = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]|[\x00-\x08\x0b-\x1f\x7f]")
+_ODD_CHARS = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
 # Frequent pairs of Vietnamese syllables typed without diacritics; each one seen adds evidence.
 _VI_BARE_PAIRS = frozenset(
     "cam on|xin chao|don hang|giao hang|bao gio|tai sao|bao nhieu|khong duoc|chua nhan|hoan tien|doi tra|"
@@ -57,6 +58,7 @@ _VI_BARE_PAIRS = frozenset(
     "hang chua|bi loi|bi hong|tra hang|huy don|dat hang|mua hang|chat luong|dong goi|giao nham|sai mau|"
     "tu van|kiem tra|xin loi|cam on ban|the nao|nhu the|duoc khong|co khong|roi ma|lau qua|cham qua".split("|")
 )
+_VI_PAIR_FIRSTS = frozenset(pair.split(" ", 1)[0] for pair in _VI_BARE_PAIRS)
 _VI_PAIR_BONUS = 2.5  # log10 per pair
 
 
@@ -104,6 +106,9 @@ class _Piece:
     quoted: bool = False
 
 
+_NO_LETTERS = LanguageResult(UNDETERMINED, 0.0, "no-letters")
+
+
 class LanguageDetector:
     def __init__(self, backend: Backend = "langdetect-rs", min_confidence: float = 0.3,
                  languages: Sequence[str] = DEFAULT_LANGUAGES) -> None:
@@ -117,8 +122,9 @@ class LanguageDetector:
         self._seed_state = _seed_state(backend)
         self.words = WordModel(self.statistical)
         self.han = HanModel()
-        self._index = {lang: i for i, lang in enumerate(self.words.langs)}
-        self._cyrillic = tuple(lang in CYRILLIC_LANGS for lang in self.words.langs)
+        self._vi = self.words.langs.index("vi") if "vi" in self.words.langs else None
+        self._cyrillic_idx = tuple(i for i, lang in enumerate(self.words.langs) if lang in CYRILLIC_LANGS)
+        self._latin_idx = tuple(i for i, lang in enumerate(self.words.langs) if lang not in CYRILLIC_LANGS)
 
     @classmethod
     def from_config(cls, config: LanguageConfig) -> LanguageDetector:
@@ -126,9 +132,15 @@ class LanguageDetector:
 
     def detect(self, text: str, prior: Mapping[str, float] | None = None) -> LanguageResult:
         clean = _sanitise(text if isinstance(text, str) else "")
+        if "\n" not in clean:  # the usual message: one line in one script is one piece, found in one scan
+            group = sole_group(clean)
+            if group == "":
+                return _NO_LETTERS
+            if group is not None:
+                return self._threshold(self._detect_span(clean, group, prior))
         pieces = _pieces(clean)
         if not pieces:
-            return LanguageResult(UNDETERMINED, 0.0, "no-letters")
+            return _NO_LETTERS
         if len(pieces) == 1:
             return self._threshold(self._detect_piece(clean, pieces[0], prior))
         return self._threshold(self._detect_mixed(clean, pieces, prior))
@@ -170,8 +182,9 @@ class LanguageDetector:
         return LanguageResult(best, confidence, "mixed", tuple(segments))
 
     def _detect_piece(self, text: str, piece: _Piece, prior: Mapping[str, float] | None) -> LanguageResult:
-        span = text[piece.start:piece.end]
-        group = piece.group
+        return self._detect_span(text[piece.start:piece.end], piece.group, prior)
+
+    def _detect_span(self, span: str, group: str, prior: Mapping[str, float] | None) -> LanguageResult:
         if group in OWN_SCRIPT:
             return LanguageResult(OWN_SCRIPT[group], 0.99, "script")
         if group == "CJK":
@@ -194,15 +207,16 @@ class LanguageDetector:
 
     def _statistical(self, span: str, cyrillic: bool, prior: Mapping[str, float] | None) -> LanguageResult:
         langs = self.words.langs
-        allowed = [c == cyrillic for c in self._cyrillic]
-        if not any(allowed):
+        allowed = self._cyrillic_idx if cyrillic else self._latin_idx
+        if not allowed:
             return LanguageResult(UNDETERMINED, 0.0, "no-candidate")
         words = words_of(span[:_MAX_STATISTICAL_CHARS])
         word_scores, known = self.words.score(words)
-        scores = [_LN10 * _WORD_WEIGHT * s for s in word_scores]
-        if "vi" in self._index and not cyrillic and len(words) >= 2:
-            pairs = sum(f"{a} {b}" in _VI_BARE_PAIRS for a, b in itertools.pairwise(words))
-            scores[self._index["vi"]] += _LN10 * _VI_PAIR_BONUS * pairs
+        scores = [_LN10 * s for s in word_scores]  # _WORD_WEIGHT is 1
+        if self._vi is not None and not cyrillic and len(words) >= 2:
+            pairs = _vi_pairs(words)
+            if pairs:
+                scores[self._vi] += _LN10 * _VI_PAIR_BONUS * pairs
         letters = sum(map(len, words))
         ngram: dict[str, float] = {}
         if letters >= _NGRAM_MIN_LETTERS and (known * 2 < len(words) or _margin(scores, allowed) < _NGRAM_MARGIN):
@@ -212,16 +226,14 @@ class LanguageDetector:
             scores = [s + weight * math.log(max(ngram.get(lang, 0.0), _NGRAM_FLOOR))
                       for s, lang in zip(scores, langs, strict=True)]
         if prior:
-            total = sum(max(w, 0.0) for w in prior.values()) or 1.0
-            scores = [s + math.log(_PRIOR_FLOOR + max(prior.get(lang, 0.0), 0.0) / total)
-                      for s, lang in zip(scores, langs, strict=True)]
+            scores = [s + b for s, b in zip(scores, _prior_bias(prior, langs), strict=True)]
         if not known and not ngram:
             return LanguageResult(UNDETERMINED, 0.0, "no-features")
-        top = max(s for s, ok in zip(scores, allowed, strict=True) if ok)
-        odds = [math.exp(s - top) if ok else 0.0 for s, ok in zip(scores, allowed, strict=True)]
-        best = max(range(len(langs)), key=lambda i: (odds[i], -i))
+        top = max([scores[i] for i in allowed])
+        odds = [math.exp(scores[i] - top) for i in allowed]
+        best = odds.index(max(odds))  # the first of equals, as the order of `languages` says
         method = "words+ngrams" if known and ngram else ("words" if known else self.backend)
-        return LanguageResult(langs[best], odds[best] / sum(odds), method)
+        return LanguageResult(langs[allowed[best]], odds[best] / sum(odds), method)
 
     def _ngram(self, span: str) -> dict[str, float]:
         core = getattr(self._factory, "_core", None)
@@ -275,17 +287,34 @@ def _seed_state(backend: Backend) -> object | None:
     return seed_state(0)
 
 
-def _margin(scores: list[float], allowed: list[bool]) -> float:
+def _margin(scores: list[float], allowed: Sequence[int]) -> float:
     """How far the best language leads the second, in log10 units."""
-    top = sorted((s for s, ok in zip(scores, allowed, strict=True) if ok), reverse=True)
-    return (top[0] - top[1]) / _LN10 if len(top) > 1 else math.inf
+    if len(allowed) < 2:
+        return math.inf
+    ranked = sorted([scores[i] for i in allowed])
+    return (ranked[-1] - ranked[-2]) / _LN10
+
+
+def _vi_pairs(words: list[str]) -> int:
+    """How many neighbouring words form a frequent Vietnamese pair typed without diacritics."""
+    firsts = _VI_PAIR_FIRSTS
+    return sum(1 for a, b in itertools.pairwise(words) if a in firsts and f"{a} {b}" in _VI_BARE_PAIRS)
+
+
+def _prior_bias(prior: Mapping[str, float], langs: Sequence[str]) -> list[float]:
+    """log(floor + share) per language: a language the prior never saw keeps weight 0.1 against 1.0."""
+    total = sum(max(w, 0.0) for w in prior.values()) or 1.0
+    return [math.log(_PRIOR_FLOOR + max(prior.get(lang, 0.0), 0.0) / total) for lang in langs]
 
 
 def _sanitise(text: str) -> str:
     """Same length as the input (segments keep their offsets): URLs, addresses, handles, lone
     surrogates and control characters become spaces."""
     text = text[:MAX_CHARS]
-    return _SANITISE.sub(lambda m: " " * len(m.group()), text)
+    if "@" in text or "://" in text or "www." in text:
+        return _SANITISE.sub(lambda m: " " * len(m.group()), text)
+    # without those marks only the one-character alternatives can match: a cheaper scan, usually nothing to do
+    return _ODD_CHARS.sub(" ", text) if _ODD_CHARS.search(text) else text
 
 
 def _pieces(text: str) -> list[_Piece]:

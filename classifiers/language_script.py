@@ -26,7 +26,10 @@ _LETTERS = re.compile(r"[^\W\d_]+")
 # a letter outside the group's blocks (the class excludes the blocks, non-letters, digits and _)
 _OUTSIDE = {group: re.compile(rf"[^{blocks}\W\d_]") for group, blocks in {
     "LATIN": "\x00-\u024f\u1e00-\u1eff", "CYRILLIC": "\u0400-\u052f", "GREEK": "\u0370-\u03ff\u1f00-\u1fff",
-    "CJK": "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"}.items()}
+    "CJK": "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
+    "HANGUL": "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff", "THAI": "\u0e00-\u0e7f",
+    "DEVANAGARI": "\u0900-\u097f\ua8e0-\ua8ff", "HEBREW": "\u0590-\u05ff",
+    "ARABIC": "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff"}.items()}
 
 
 def script_of(ch: str) -> str:
@@ -62,6 +65,19 @@ class ScriptRun:
     end: int
     group: str
     letters: int
+
+
+def sole_group(text: str) -> str | None:
+    """The script group of every letter in the text; "" when it has no letters, None when it has several
+    groups (or one this shortcut does not know: `script_runs` tells)."""
+    if text.isascii():
+        return "LATIN" if _LETTERS.search(text) else ""
+    first = _LETTERS.search(text)
+    if first is None:
+        return ""
+    group = group_of(script_of(first.group()[0]))
+    others = _OUTSIDE.get(group)
+    return group if others is not None and others.search(text) is None else None
 
 
 def script_runs(text: str) -> list[ScriptRun]:

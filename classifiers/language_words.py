@@ -97,15 +97,17 @@ class WordModel:
             known = [v for v in map(self.vector, (p for p in word.split("'") if p)) if v is not None]
             found = tuple(map(sum, zip(*known, strict=True))) if known else _NO_VECTOR
         else:
-            return _NO_VECTOR
+            found = _NO_VECTOR
         if len(self._memo) < _MEMO_SIZE:
             self._memo[word] = found
         return found
 
     def score(self, words: Iterable[str]) -> tuple[list[float], int]:
         """Summed log10 probabilities per language, and how many words any list knows."""
-        memo, build = self._memo.get, self._vector
-        vectors = [vec for vec in (memo(w) or build(w) for w in words) if vec]
+        found = list(map(self._memo.get, words))
+        if None in found:
+            found = [vec if vec is not None else self._vector(w) for vec, w in zip(found, words, strict=True)]
+        vectors = [vec for vec in found if vec]
         if not vectors:  # a word no list knows adds nothing; the n-gram model covers it
             return [0.0] * len(self.langs), 0
         if len(vectors) == 1:
@@ -127,7 +129,18 @@ def _with_bare_syllables(table: dict[str, float]) -> dict[str, float]:
 
 
 def words_of(text: str) -> list[str]:
-    return [w.replace("’", "'") for w in WORD.findall(text.casefold())]
+    """Case-folded words; the same as WORD.findall on the folded text, but a token that is all letters
+    (most of them) skips the regular expression."""
+    tokens = text.casefold().replace("’", "'").split()
+    if all(map(str.isalpha, tokens)):
+        return tokens
+    words: list[str] = []
+    for token in tokens:
+        if token.isalpha():
+            words.append(token)
+        else:
+            words += WORD.findall(token)
+    return words
 
 
 def _last_entry_table(bins: list[list[str]]) -> dict[str, float]:
@@ -161,7 +174,7 @@ class HanModel:
         """How much of this Han-only text reads as Japanese: 0 for plain Chinese."""
         if not han:
             return 0.0
-        only = sum(ch in self.ja_only for ch in han)
+        only = 0 if self.ja_only.isdisjoint(han) else sum(ch in self.ja_only for ch in han)
         if only:
             return min(1.0, 0.6 + only / len(han))
         if len(han) <= 6:
