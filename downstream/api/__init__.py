@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): tickets, customers, dead letters; tokens with roles."""
