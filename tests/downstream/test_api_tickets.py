@@ -120,7 +120,7 @@ def test_ticket_with_messages_and_label_reasons(client: TestClient, auth, proces
     number = _numbers(client.get("/v1/tickets", headers=auth("viewer")))[0]
     body = client.get(f"/v1/tickets/{number}", headers=auth("viewer")).json()
     assert body["number"] == number and body["message_count"] == 2
-    assert [m["text"] for m in body["messages"]][0] == "My order arrived broken, I want a refund!"
+    assert body["messages"][0]["text"] == "My order arrived broken, I want a refund!"
     assert body["label_reasons"] and all(isinstance(r, str) for r in body["label_reasons"])
     assert "labels" in body["messages"][0]["reasons"] and "language" in body["messages"][0]["reasons"]
     assert client.get("/v1/tickets/NOPE-1", headers=auth("viewer")).status_code == 404
