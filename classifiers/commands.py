@@ -1,18 +1,26 @@
-"""`intake classify` and `intake classifiers evaluate|train|promote|rollback|list`."""
+"""`intake classify` and `intake classifiers` (evaluate, train, promote, rollback, shadow, disagreements,
+correct, list, bench)."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from classifiers.evaluate import Scored, report, save_confusion, task_of
 from classifiers.models import ModelMetadata, ModelStore, ModelStoreError, data_hash, now
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from classifiers.active_model import LoadedModel
 
 HOLDOUT = 0.1
 
@@ -71,15 +79,65 @@ def _load_model(store: ModelStore, version: str) -> tuple[Any, ModelMetadata]:
         raise click.ClickException(str(exc)) from None
 
 
+def default_model(store: ModelStore) -> LoadedModel | None:
+    """What the pipeline uses: the promoted version, else the shipped model, else None (rules only)."""
+    from classifiers.active_model import load_model
+
+    try:
+        return load_model(store, store.active())
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def combined(store: ModelStore) -> Any:
     from classifiers.combine import CombinedClassifier
     from classifiers.rules import RuleClassifier
 
-    active = store.active()
-    if active is None:
+    loaded = default_model(store)
+    if loaded is None:
         return CombinedClassifier(RuleClassifier())
-    model, meta = _load_model(store, active)
-    return CombinedClassifier(RuleClassifier(), model, active, meta.task)
+    return CombinedClassifier(RuleClassifier(), loaded.model, loaded.version, loaded.task)
+
+
+def store_engine() -> Engine:
+    """The configured store (config.yaml / INTAKE_CONFIG / INTAKE_STORE__URL; default: the embedded
+    SQLite file), migrated to the current revision."""
+    from pipeline.config import ConfigError, load_settings
+    from pipeline.store.database import make_engine, upgrade
+
+    # INTAKE_MODELS_DIR is this package's setting, not a key of the pipeline's settings
+    environ = {k: v for k, v in os.environ.items() if k != "INTAKE_MODELS_DIR"}
+    try:
+        config = environ.get("INTAKE_CONFIG") or ("config.yaml" if Path("config.yaml").is_file() else None)
+        settings = load_settings(config, environ)
+        upgrade(settings.store.url)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        raise click.ClickException(f"the store is unreachable: {exc.__class__.__name__}: {exc}") from None
+    return make_engine(settings.store.url)
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def publish(store: ModelStore) -> None:
+    """Tell running pipelines (through the store's control row) what active.json now says."""
+    from classifiers.control import write_control
+
+    engine = store_engine()
+    try:
+        state = write_control(engine, store.active(), store.shadow(), _operator())
+    except Exception as exc:
+        raise click.ClickException(f"active.json updated, but running pipelines were not told (the control row "
+                                   f"could not be written: {exc.__class__.__name__}: {exc})") from None
+    finally:
+        engine.dispose()
+    click.echo(f"running pipelines pick it up within a few seconds (control generation {state.generation})")
 
 
 @click.command("classify")
@@ -151,7 +209,9 @@ def evaluate_command(data: str, text_field: str, label_field: str, version: str 
         answers = combined(store).classify([Message(t, lang) for t, lang, _ in rows])
         preds = [(a[task], a[f"{task}_confidence"] or 0.0) for a in answers]
     rep = report([Scored(t, lang, gold, p, c) for (t, lang, gold), (p, c) in zip(rows, preds, strict=True)])
-    rep |= {"task": task, "model": version or store.active() or "rules",
+    if not version:
+        loaded = default_model(store)
+    rep |= {"task": task, "model": version or (loaded.version if loaded else "rules"),
             "files": [str(p) for p in save_confusion(rep, Path(out))]}
     if as_json:
         click.echo(json.dumps(rep, ensure_ascii=False))
@@ -194,12 +254,14 @@ def _stderr_console() -> Any:
 def train_command(data: tuple[str, ...], text_field: str, label_field: str, version: str,
                   with_corrections: bool, seed: int) -> None:
     """Train a model version from labelled JSONL; metrics come from a seeded 10% hold-out."""
-    if with_corrections:
-        raise click.ClickException("--with-corrections: this build has no corrections store yet")
     rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False))
     if not rows:
         raise DataError(f"{', '.join(data)}: no row has a {label_field!r} label")
     task = _task({r[2] for r in rows}, ", ".join(data))
+    sources = [str(Path(d).name) for d in data]
+    if with_corrections:
+        rows, n_corrections = _with_corrections(rows, task)
+        sources.append(f"corrections({n_corrections})")
     texts, labels = [r[0] for r in rows], [r[2] for r in rows]
     store = ModelStore()
     metrics: dict[str, Any] = {}
@@ -217,7 +279,7 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
     model = _fit(texts, labels, seed, f"training {version}")
     meta = ModelMetadata(version=version, task=task, labels=list(model.labels),
                          data_hash=data_hash(zip(texts, labels, strict=True)), n_examples=len(rows), seed=seed,
-                         created_at=now(), sources=[str(Path(d).name) for d in data], metrics=metrics,
+                         created_at=now(), sources=sources, metrics=metrics,
                          params={"architecture": "spacy.TextCatBOW.v3", "features": "char 1-4-grams",
                                  "label_field": label_field})
     try:
@@ -228,40 +290,121 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
                f"hold-out accuracy {metrics.get('accuracy', 'n/a')} -> {path}")
 
 
+def _with_corrections(rows: list[tuple[str, str, str]], task: str) -> tuple[list[tuple[str, str, str]], int]:
+    """The file rows plus the stored corrections for `task`; a correction replaces a file row of the same text."""
+    from classifiers.corrections import corrections_for_task, same_text
+
+    engine = store_engine()
+    try:
+        corrections = corrections_for_task(engine, task)
+    finally:
+        engine.dispose()
+    fixed = {same_text(text): (text, lang, label) for text, lang, label in corrections}
+    merged = [fixed.get(same_text(text), (text, lang, label)) for text, lang, label in rows]
+    in_files = {same_text(text) for text, _, _ in rows}
+    merged += [row for key, row in fixed.items() if key not in in_files]
+    click.echo(f"{len(corrections)} corrections for {task} ({sum(k in in_files for k in fixed)} replace file labels)",
+               err=True)
+    return merged, len(corrections)
+
+
 @classifiers_group.command("promote")
 @click.argument("version")
 def promote_command(version: str) -> None:
-    """Make VERSION the active model."""
+    """Make VERSION the active model (running pipelines switch without a restart)."""
+    store = ModelStore()
     try:
-        ModelStore().promote(version)
+        store.promote(version)
     except ModelStoreError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"active model: {version}")
+    publish(store)
 
 
 @classifiers_group.command("rollback")
 def rollback_command() -> None:
     """Make the version that was active before the current one active again."""
+    store = ModelStore()
     try:
-        previous = ModelStore().rollback()
+        previous = store.rollback()
     except ModelStoreError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"active model: {previous or 'none (rules only)'}")
+    click.echo(f"active model: {previous or 'none (the shipped model, else rules only)'}")
+    publish(store)
+
+
+@classifiers_group.command("shadow")
+@click.argument("version", required=False)
+@click.option("--off", is_flag=True, help="stop shadow mode")
+def shadow_command(version: str | None, off: bool) -> None:
+    """Run VERSION beside the active model on live traffic and record where they disagree."""
+    if off == (version is not None):
+        raise click.UsageError("give a VERSION, or --off")
+    store = ModelStore()
+    try:
+        store.set_shadow(None if off else version)
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("shadow mode off" if off else f"shadow model: {version} (beside {store.active() or 'the default'})")
+    publish(store)
+
+
+@classifiers_group.command("disagreements")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--version", "candidate", default=None, help="only this shadow version's")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def disagreements_command(limit: int, candidate: str | None, as_json: bool) -> None:
+    """Messages where the shadow version disagreed with the active one, newest first."""
+    from classifiers.shadow import list_disagreements
+
+    engine = store_engine()
+    try:
+        found = list_disagreements(engine, limit, candidate)
+    finally:
+        engine.dispose()
+    for d in found:
+        if as_json:
+            click.echo(json.dumps(d, ensure_ascii=False))
+            continue
+        a, c = d["active"], d["candidate"]
+        diff = "  ".join(f"{f}: {a[f]} -> {c[f]}" for f in d["fields"])
+        click.echo(f"{d['at']}  message {d['message_id']}  {d['active_version'] or 'rules'} -> "
+                   f"{d['candidate_version']}  {diff}")
+
+
+@classifiers_group.command("correct")
+@click.option("--message-id", required=True, type=int)
+@click.option("--type", "type_", required=True)
+@click.option("--category", default=None)
+@click.option("--urgency", default=None)
+@click.option("--by", "by", required=True, help="who corrected it")
+def correct_command(message_id: int, type_: str, category: str | None, urgency: str | None, by: str) -> None:
+    """Store an operator's labels for a message as training data (`train --with-corrections`)."""
+    from classifiers.corrections import CorrectionError, record_correction
+
+    engine = store_engine()
+    try:
+        correction = record_correction(engine, message_id, type_, category, urgency, by)
+    except CorrectionError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(correction.as_dict(), ensure_ascii=False))
 
 
 @classifiers_group.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def list_command(as_json: bool) -> None:
-    """Model versions with their task, data and hold-out accuracy; * marks the active one."""
+    """Model versions with their task, data and hold-out accuracy; * marks the active one, s the shadow."""
     store = ModelStore()
     active = store.active()
     versions = store.versions()
     if as_json:
-        click.echo(json.dumps({"active": active, "versions": [m.version for m in versions],
+        click.echo(json.dumps({"active": active, "shadow": store.shadow(), "versions": [m.version for m in versions],
                                "history": store.history()}))
         return
     for m in versions:
-        mark = "*" if m.version == active else " "
+        mark = "*" if m.version == active else "s" if m.version == store.shadow() else " "
         click.echo(f"{mark} {m.version:24} {m.task:8} n={m.n_examples:<7} "
                    f"acc={m.metrics.get('accuracy', 'n/a')} {m.created_at} {','.join(m.sources)}")
 
@@ -269,33 +412,53 @@ def list_command(as_json: bool) -> None:
 @classifiers_group.command("bench")
 @click.option("--data", "data", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--text-field", default="text", show_default=True)
-@click.option("--model", "version", required=True)
+@click.option("--model", "version", default=None, help="version or shipped/<task> (default: what the pipeline uses)")
 @click.option("--limit", default=5000, show_default=True)
+@click.option("--batch-size", default=1000, show_default=True, help="messages per call, as the pipeline batches")
 @click.option("--json", "as_json", is_flag=True)
-def bench_command(data: str, text_field: str, version: str, limit: int, as_json: bool) -> None:
-    """Model load time and messages/s on one core: the model alone, and rules + model as `classify` runs them."""
+def bench_command(data: str, text_field: str, version: str | None, limit: int, batch_size: int,
+                  as_json: bool) -> None:
+    """Model load time and messages/s on one core: rules alone, the model alone, and rules + model as
+    the pipeline's classify stage runs them (in batches). CPU rates are messages per CPU second."""
     import time
 
-    from classifiers.combine import CombinedClassifier, Message
-    from classifiers.rules import RuleClassifier
+    from classifiers.active_model import load_model
+    from classifiers.hot_reload import rules_hash
+    from classifiers.live import LiveClassifier, Request, Snapshot
+    from classifiers.rules import RULES_DIR, RuleClassifier
 
     with open(data, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()][:limit]
     texts = [str(_field(r, text_field)[1] or "") for r in rows]
+    langs = [str(r.get("lang") or "und") for r in rows]
     store = ModelStore()
     start = time.perf_counter()
-    model, meta = _load_model(store, version)
-    model.predict(["warm up"])
+    try:
+        loaded = load_model(store, version or store.active())  # loads and warms up
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    model.predict(texts)
-    model_rate = len(texts) / (time.perf_counter() - start)
-    clf = CombinedClassifier(RuleClassifier(), model, version, meta.task)
-    messages = [Message(t, str(r.get("lang") or "und")) for t, r in zip(texts, rows, strict=True)]
-    start = time.perf_counter()
-    clf.classify(messages)
-    combined_rate = len(texts) / (time.perf_counter() - start)
-    figures = {"n": len(texts), "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
-               "load_s": round(load_s, 3), "model_msgs_per_s": round(model_rate),
-               "classify_msgs_per_s": round(combined_rate)}
+    if loaded is None:
+        raise click.ClickException("no model: none promoted and none shipped (give --model)")
+    rules = RuleClassifier()
+    live = LiveClassifier(Snapshot(rules, rules_hash(RULES_DIR), loaded, None))
+    requests = [Request(t, lang) for t, lang in zip(texts, langs, strict=True)]
+
+    def rate(work: Any) -> tuple[int, int]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(0, len(texts), batch_size):
+            work(i, i + batch_size)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return round(len(texts) / wall), round(len(texts) / max(cpu, 1e-9))
+
+    rules_wall, rules_cpu = rate(lambda a, b: [rules.classify(t, g)
+                                               for t, g in zip(texts[a:b], langs[a:b], strict=True)])
+    model_wall, model_cpu = rate(lambda a, b: loaded.model.predict(texts[a:b]))
+    both_wall, both_cpu = rate(lambda a, b: live.classify(requests[a:b]))
+    figures = {"model": loaded.version, "n": len(texts),
+               "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
+               "load_s": round(load_s, 3), "rules_msgs_per_s": rules_wall, "model_msgs_per_s": model_wall,
+               "classify_msgs_per_s": both_wall, "rules_msgs_per_cpu_s": rules_cpu, "model_msgs_per_cpu_s": model_cpu,
+               "classify_msgs_per_cpu_s": both_cpu, "loadavg_1m": round(os.getloadavg()[0], 2),
+               "cores": os.cpu_count()}
     click.echo(json.dumps(figures) if as_json else "  ".join(f"{k}={v}" for k, v in figures.items()))

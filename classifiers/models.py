@@ -3,9 +3,11 @@
 Layout under the models directory (INTAKE_MODELS_DIR, default var/models):
   versions/<name>/model/          the spaCy pipeline
   versions/<name>/metadata.json   data hash, label set, task, metrics, creation time, seed
-  active.json                     {"active": name | null, "history": [{"action", "version", "at"}]}
-Promote and rollback rewrite active.json atomically (write then rename), so a process polling it
-never reads half a file.
+  active.json                     {"active": name | null, "shadow": name | null,
+                                   "history": [{"action", "version", "previous", "at"}]}
+Promote, rollback and shadow rewrite active.json atomically (write then rename), so a process
+reading it never reads half a file. Running pipelines learn of changes from the store's
+classifier_control row (classifiers/control.py), which the commands write after this file.
 """
 
 from __future__ import annotations
@@ -101,7 +103,9 @@ class ModelStore:
 
     def _state(self) -> dict[str, Any]:
         path = self.root / "active.json"
-        return json.loads(path.read_text()) if path.is_file() else {"active": None, "history": []}
+        state = json.loads(path.read_text()) if path.is_file() else {"active": None, "history": []}
+        state.setdefault("shadow", None)
+        return state
 
     def _write_state(self, state: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -111,6 +115,18 @@ class ModelStore:
 
     def active(self) -> str | None:
         return self._state()["active"]
+
+    def shadow(self) -> str | None:
+        return self._state()["shadow"]
+
+    def set_shadow(self, name: str | None) -> None:
+        """Run `name` in shadow beside the active version (None: shadow mode off)."""
+        if name is not None:
+            self.model_path(name)
+        state = self._state()
+        state["history"].append({"action": "shadow", "version": name, "previous": state["shadow"], "at": now()})
+        state["shadow"] = name
+        self._write_state(state)
 
     def history(self) -> list[dict[str, Any]]:
         return self._state()["history"]

@@ -21,8 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from classifiers.hot_reload import ClassifierReloader
 from classifiers.language import LanguageDetector
 from classifiers.rules import RuleClassifier
+from classifiers.shadow import Disagreement, record_disagreements
 from pipeline.config import Settings
 from pipeline.deadletters import DeadLetter
 from pipeline.envelope import Envelope
@@ -70,6 +72,7 @@ class Prepared:
 
     items: list[WorkItem]
     result: BatchResult
+    disagreements: list[Disagreement] = field(default_factory=list)  # shadow mode, stored with the batch
 
 
 _worker: Processor | None = None
@@ -81,33 +84,40 @@ def _start_worker(settings_json: str) -> None:
 
 
 def _prepare_in_worker(records: Sequence[RawRecord]) -> tuple[list[tuple[Any, ...]], list[DeadLetter],
-                                                               dict[str, float]]:
+                                                               dict[str, float], list[Disagreement]]:
     """Runs in the stage worker process; returns only what the stages computed (cheap to pickle)."""
     assert _worker is not None
     prepared = _worker.prepare(records)
     seconds = dict(_worker.stage_seconds)
     _worker.stage_seconds.clear()
     computed = [(i.index, i.text, i.classify_text, i.content_hash, i.language, i.labels) for i in prepared.items]
-    return computed, prepared.result.dead_letters, seconds
+    return computed, prepared.result.dead_letters, seconds, prepared.disagreements
 
 
 class Processor:
     """Decode and the per-message stages (`prepare`), then dedup and ticket in the store (`store`).
 
     With `pipeline.stage_workers` > 0 the per-message stages run in worker processes, so they use
-    another core while this process talks to Kafka and the database."""
+    another core while this process talks to Kafka and the database. The classifier (rules, the
+    active model, a shadow model) is loaded once where the stages run, and follows promote,
+    rollback, shadow and rules changes through classifiers/hot_reload.py."""
 
     def __init__(self, settings: Settings, engine: Engine | None, detector: LanguageDetector | None = None,
-                 classifier: RuleClassifier | None = None, stage_workers: int = 0) -> None:
+                 classifier: RuleClassifier | None = None, stage_workers: int = 0,
+                 reloader: ClassifierReloader | None = None) -> None:
         cfg = settings.pipeline
+        self.engine = engine
         self.max_bytes = cfg.max_message_bytes
         self.max_attempts = cfg.max_attempts
+        self.reloader: ClassifierReloader | None = None
+        self.classify_stage: ClassifyStage | None = None
         # With stage workers the models live in the workers only: loading them here too costs start-up and memory.
-        self.stages: list[Stage] = [] if stage_workers > 0 else [
-            NormaliseStage(),
-            LanguageStage(detector or LanguageDetector.from_config(settings.language)),
-            ClassifyStage(classifier or RuleClassifier(), frozenset(cfg.vip_senders)),
-        ]
+        self.stages: list[Stage] = []
+        if stage_workers == 0:
+            self.reloader = reloader or ClassifierReloader(settings.store.url, rules=classifier)
+            self.classify_stage = ClassifyStage(self.reloader.live, frozenset(cfg.vip_senders))
+            self.stages = [NormaliseStage(), LanguageStage(detector or LanguageDetector.from_config(settings.language)),
+                           self.classify_stage]
         self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
                                       TicketStage(cfg.sla_hours), cfg.ticket_prefix) if engine is not None else None
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -119,6 +129,8 @@ class Processor:
                                              initializer=_start_worker, initargs=(settings.model_dump_json(),))
 
     def close(self) -> None:
+        if self.reloader is not None:
+            self.reloader.close()
         if self._shard_pool is not None:
             self._shard_pool.shutdown()
             self._shard_pool = None
@@ -145,6 +157,8 @@ class Processor:
         """The per-message stages (CPU only, no database): decode, normalise, language, classify."""
         if self._pool is not None:
             return self._prepare_in_pool(records)
+        if self.reloader is not None:
+            self.reloader.maybe_refresh()
         result = BatchResult()
         started = time.perf_counter()
         items: list[WorkItem] = []
@@ -156,11 +170,15 @@ class Processor:
                 decoded.index = index
                 items.append(decoded)
         self.stage_seconds["decode"] += time.perf_counter() - started
-        return Prepared(self.run_stages(items, records, result), result)
+        items = self.run_stages(items, records, result)
+        disagreements = []
+        if self.classify_stage is not None:
+            disagreements = self.classify_stage.take_disagreements({i.envelope.delivery_key for i in items})
+        return Prepared(items, result, disagreements)
 
     def _prepare_in_pool(self, records: Sequence[RawRecord]) -> Prepared:
         assert self._pool is not None
-        computed, dead, seconds = self._pool.submit(_prepare_in_worker, records).result()
+        computed, dead, seconds, disagreements = self._pool.submit(_prepare_in_worker, records).result()
         for name, value in seconds.items():
             self.stage_seconds[name] += value
         started = time.perf_counter()
@@ -171,7 +189,7 @@ class Processor:
             items.append(WorkItem(envelope, record.source, record.attempts, text, classify_text, digest,
                                   language, labels, index=index, payload=record.payload))
         self.stage_seconds["decode"] += time.perf_counter() - started
-        return Prepared(items, BatchResult(dead_letters=dead))
+        return Prepared(items, BatchResult(dead_letters=dead), disagreements)
 
     def store(self, prepared: Prepared) -> BatchResult:
         """Dedup and ticket in one transaction. Raises RetriableError while the database is down;
@@ -179,11 +197,19 @@ class Processor:
         result = BatchResult(dead_letters=list(prepared.result.dead_letters))
         if prepared.items:
             self.store_batch(prepared.items, result)
+        if prepared.disagreements and self.engine is not None:
+            try:
+                record_disagreements(self.engine, prepared.disagreements)
+            except Exception as exc:  # review data: losing it must not hold up the pipeline
+                log.warning("shadow disagreements of this batch not recorded: %r", exc)
         return result
 
     def run_stages(self, items: list[WorkItem], records: Sequence[RawRecord], result: BatchResult) -> list[WorkItem]:
         for stage in self.stages:
             started = time.perf_counter()
+            if self._run_batch(stage, items):
+                self.stage_seconds[stage.name] += time.perf_counter() - started
+                continue
             survivors = []
             for item in items:
                 error = self._run_with_retries(stage, item)
@@ -195,6 +221,20 @@ class Processor:
             items = survivors
             self.stage_seconds[stage.name] += time.perf_counter() - started
         return items
+
+    def _run_batch(self, stage: Stage, items: list[WorkItem]) -> bool:
+        """A stage with `run_batch` (one model call for the batch) handles it whole; False when it has
+        none or failed, and then each message runs alone with retries, so one bad message is dead-lettered
+        and the others go on."""
+        run_batch = getattr(stage, "run_batch", None)
+        if run_batch is None or not items:
+            return False
+        try:
+            run_batch(items)
+            return True
+        except Exception as exc:
+            log.info("stage %s failed for a batch of %d (%r); running it per message", stage.name, len(items), exc)
+            return False
 
     def _run_with_retries(self, stage: Stage, item: WorkItem) -> Exception | None:
         for attempt in range(1, self.max_attempts + 1):

@@ -15,6 +15,10 @@ from tests.classifiers.textcat_data import rows
 @pytest.fixture
 def models(tmp_path, monkeypatch):
     monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("INTAKE_STORE__URL", f"sqlite:///{tmp_path}/store.db")  # promote tells running pipelines here
+    monkeypatch.setenv("INTAKE_CONFIG", str(tmp_path / "none.yaml"))
+    (tmp_path / "none.yaml").write_text("{}\n")
+    monkeypatch.setattr("classifiers.active_model.SHIPPED_DIR", tmp_path / "no-shipped-model")
     return tmp_path / "models"
 
 
@@ -81,7 +85,7 @@ def test_train_promote_classify_rollback(models, labelled, tmp_path):
     listed = json.loads(run("list", "--json").output)
     assert listed["active"] == "v1" and listed["versions"] == ["v1"]
 
-    assert "none (rules only)" in run("rollback").output
+    assert "none (the shipped model, else rules only)" in run("rollback").output
     out = json.loads(run("classify", stdin=json.dumps({"text": "zqx 77 blorp"}) + "\n").output)
     assert out["type_source"] == "rules" and out["type"] == "inquiry"
 
