@@ -122,9 +122,13 @@ class LanguageDetector:
         self._seed_state = _seed_state(backend)
         self.words = WordModel(self.statistical)
         self.han = HanModel()
-        self._vi = self.words.langs.index("vi") if "vi" in self.words.langs else None
+        # Latin and Cyrillic text each compete among the candidates written in that script
         self._cyrillic_idx = tuple(i for i, lang in enumerate(self.words.langs) if lang in CYRILLIC_LANGS)
         self._latin_idx = tuple(i for i, lang in enumerate(self.words.langs) if lang not in CYRILLIC_LANGS)
+        self._cyrillic_langs = tuple(self.words.langs[i] for i in self._cyrillic_idx)
+        self._latin_langs = tuple(self.words.langs[i] for i in self._latin_idx)
+        self._vi = self._latin_langs.index("vi") if "vi" in self._latin_langs else None
+        self._ngram("warm up the n-gram tables")  # langdetect-rs builds them on first use: 20 ms, part of loading
 
     @classmethod
     def from_config(cls, config: LanguageConfig) -> LanguageDetector:
@@ -206,20 +210,21 @@ class LanguageDetector:
         return LanguageResult("zh", 0.99 - share, "script")
 
     def _statistical(self, span: str, cyrillic: bool, prior: Mapping[str, float] | None) -> LanguageResult:
-        langs = self.words.langs
-        allowed = self._cyrillic_idx if cyrillic else self._latin_idx
-        if not allowed:
+        """Softmax over the candidates of this script of words + n-grams + prior (log scores)."""
+        columns = self._cyrillic_idx if cyrillic else self._latin_idx
+        if not columns:
             return LanguageResult(UNDETERMINED, 0.0, "no-candidate")
+        langs = self._cyrillic_langs if cyrillic else self._latin_langs
         words = words_of(span[:_MAX_STATISTICAL_CHARS])
-        word_scores, known = self.words.score(words)
+        word_scores, known = self.words.score(words, columns)
         scores = [_LN10 * s for s in word_scores]  # _WORD_WEIGHT is 1
-        if self._vi is not None and not cyrillic and len(words) >= 2:
+        if not cyrillic and self._vi is not None and len(words) >= 2:
             pairs = _vi_pairs(words)
             if pairs:
                 scores[self._vi] += _LN10 * _VI_PAIR_BONUS * pairs
         letters = sum(map(len, words))
         ngram: dict[str, float] = {}
-        if letters >= _NGRAM_MIN_LETTERS and (known * 2 < len(words) or _margin(scores, allowed) < _NGRAM_MARGIN):
+        if letters >= _NGRAM_MIN_LETTERS and (known * 2 < len(words) or _margin(scores) < _NGRAM_MARGIN):
             ngram = self._ngram(span[:_MAX_STATISTICAL_CHARS])
         if ngram:
             weight = _NGRAM_WEIGHT * min(1.0, letters / _NGRAM_FULL_LETTERS)
@@ -229,11 +234,11 @@ class LanguageDetector:
             scores = [s + b for s, b in zip(scores, _prior_bias(prior, langs), strict=True)]
         if not known and not ngram:
             return LanguageResult(UNDETERMINED, 0.0, "no-features")
-        top = max([scores[i] for i in allowed])
-        odds = [math.exp(scores[i] - top) for i in allowed]
+        top = max(scores)
+        odds = [math.exp(s - top) for s in scores]
         best = odds.index(max(odds))  # the first of equals, as the order of `languages` says
         method = "words+ngrams" if known and ngram else ("words" if known else self.backend)
-        return LanguageResult(langs[allowed[best]], odds[best] / sum(odds), method)
+        return LanguageResult(langs[best], odds[best] / sum(odds), method)
 
     def _ngram(self, span: str) -> dict[str, float]:
         core = getattr(self._factory, "_core", None)
@@ -287,11 +292,11 @@ def _seed_state(backend: Backend) -> object | None:
     return seed_state(0)
 
 
-def _margin(scores: list[float], allowed: Sequence[int]) -> float:
+def _margin(scores: list[float]) -> float:
     """How far the best language leads the second, in log10 units."""
-    if len(allowed) < 2:
+    if len(scores) < 2:
         return math.inf
-    ranked = sorted([scores[i] for i in allowed])
+    ranked = sorted(scores)
     return (ranked[-1] - ranked[-2]) / _LN10
 
 

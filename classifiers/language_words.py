@@ -13,9 +13,10 @@ import gzip
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from importlib.util import find_spec
+from itertools import repeat
 from pathlib import Path
 
 import msgpack
@@ -77,43 +78,61 @@ class WordModel:
             if lang == "vi":
                 table = _with_bare_syllables(table)
             self.tables.append(table)
-        self._pairs = tuple(zip(self.tables, self.floors, strict=True))
         self._known: dict[str, None] = {}  # every word some list holds: an unknown word costs one lookup
         for table in self.tables:
             self._known.update(dict.fromkeys(table))
-        self._memo: dict[str, tuple[float, ...]] = {}
+        self._all = tuple(range(len(self.langs)))
+        self._views: dict[tuple[int, ...], _View] = {}
 
     def vector(self, word: str) -> tuple[float, ...] | None:
         """log10 frequencies of one word per language; None when no list knows it."""
-        vec = self._memo.get(word)
-        if vec is None:
-            vec = self._vector(word)
-        return vec or None
+        return self._view(self._all).vector(word) or None
 
-    def _vector(self, word: str) -> tuple[float, ...]:
-        if word in self._known:
-            found = tuple(t.get(word, f) for t, f in self._pairs)
-        elif "'" in word:  # "l'ordre", "c'est": the lists hold the parts
-            known = [v for v in map(self.vector, (p for p in word.split("'") if p)) if v is not None]
-            found = tuple(map(sum, zip(*known, strict=True))) if known else _NO_VECTOR
-        else:
-            found = _NO_VECTOR
-        if len(self._memo) < _MEMO_SIZE:
-            self._memo[word] = found
-        return found
-
-    def score(self, words: Iterable[str]) -> tuple[list[float], int]:
-        """Summed log10 probabilities per language, and how many words any list knows."""
-        found = list(map(self._memo.get, words))
+    def score(self, words: Sequence[str], columns: tuple[int, ...] | None = None) -> tuple[list[float], int]:
+        """Summed log10 probabilities per language (only `columns`, indices into `langs`, when given: Cyrillic
+        text needs 2 of them, not all), and how many words any list knows."""
+        view = self._view(self._all if columns is None else columns)
+        found = list(map(view.memo.get, words))
         if None in found:
-            found = [vec if vec is not None else self._vector(w) for vec, w in zip(found, words, strict=True)]
+            found = [vec if vec is not None else view.vector(w) for vec, w in zip(found, words, strict=True)]
         vectors = [vec for vec in found if vec]
         if not vectors:  # a word no list knows adds nothing; the n-gram model covers it
-            return [0.0] * len(self.langs), 0
+            return [0.0] * len(view.tables), 0
         if len(vectors) == 1:
             return list(vectors[0]), 1
         # the same additions, in the same order, as a running total (Python 3.11's sum is plain addition)
         return list(map(sum, zip(*vectors, strict=True))), len(vectors)
+
+    def _view(self, columns: tuple[int, ...]) -> _View:
+        view = self._views.get(columns)
+        if view is None:
+            view = self._views[columns] = _View(tuple(self.tables[i] for i in columns),
+                                                tuple(self.floors[i] for i in columns), self._known)
+        return view
+
+
+class _View:
+    """Word vectors over some of the languages, memoised: support text repeats its words."""
+
+    def __init__(self, tables: tuple[dict[str, float], ...], floors: tuple[float, ...], known: dict[str, None]) -> None:
+        self.tables, self.floors, self.known = tables, floors, known
+        self.memo: dict[str, tuple[float, ...]] = {}
+
+    def vector(self, word: str) -> tuple[float, ...]:
+        """Empty when no list (of any language) knows the word."""
+        found = self.memo.get(word)
+        if found is not None:
+            return found
+        if word in self.known:
+            found = tuple(map(dict.get, self.tables, repeat(word), self.floors))
+        elif "'" in word:  # "l'ordre", "c'est": the lists hold the parts
+            parts = [v for v in map(self.vector, [p for p in word.split("'") if p]) if v]
+            found = tuple(map(sum, zip(*parts, strict=True))) if parts else _NO_VECTOR
+        else:
+            found = _NO_VECTOR
+        if len(self.memo) < _MEMO_SIZE:
+            self.memo[word] = found
+        return found
 
 
 def _with_bare_syllables(table: dict[str, float]) -> dict[str, float]:
