@@ -1,0 +1,158 @@
+"""The console on a migrated SQLite store: sign-in, the queue, a ticket with hostile text, status
+changes with CSRF, dead letters, the rules editor, counters and the security headers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from downstream.api.app import create_app
+from downstream.console.app import add_console
+from pipeline.config import Settings
+from pipeline.deadletters import DeadLetter, SqlDeadLetterQueue
+from pipeline.processor import Processor, RawRecord
+from pipeline.store.schema import ticket_events, tickets
+
+HOSTILE = ('<script>alert("x")</script><img src=x onerror=alert(1)> refund \u202egnp.exe now '
+           '<a href="javascript:alert(2)">click</a>')
+
+
+@pytest.fixture
+def console(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    app = create_app(settings, engine)
+    add_console(app)
+    with TestClient(app, follow_redirects=False) as client:
+        yield client
+
+
+def sign_in(client: TestClient, token: str) -> None:
+    answer = client.post("/console/login", data={"token": token})
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/console/"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+@pytest.fixture
+def hostile_ticket(processor: Processor, record: Callable[..., RawRecord], engine: Engine) -> dict[str, Any]:
+    result = processor.process([record(HOSTILE, customer="mallory", subject='<b onmouseover="x()">hi</b>')])
+    assert result.stored == 1
+    with engine.connect() as conn:
+        return dict(conn.execute(select(tickets)).mappings().one())
+
+
+def test_pages_need_a_sign_in(console: TestClient) -> None:
+    for path in ("/console/", "/console/dead-letters", "/console/rules", "/console/tickets/T-1"):
+        answer = console.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/login", path
+    assert console.get("/console/counters.json").status_code == 401
+
+
+def test_wrong_token_and_subscriber_token_cannot_sign_in(console: TestClient, tokens: dict[str, str]) -> None:
+    for token in ("omni_not-a-token", tokens["subscriber"]):
+        answer = console.post("/console/login", data={"token": token})
+        assert answer.status_code == 200
+        assert "unknown, revoked, or not for people" in answer.text
+        assert "omnintake_console" not in answer.headers.get("set-cookie", "")
+
+
+def test_queue_sorted_by_urgency_then_sla(console: TestClient, tokens: dict[str, str],
+                                          add_ticket: Callable[..., dict[str, Any]]) -> None:
+    low = add_ticket(urgency="low")
+    critical = add_ticket(urgency="critical")
+    add_ticket(status="closed", urgency="critical", number="T-CLOSED")
+    sign_in(console, tokens["viewer"])
+    page = console.get("/console/")
+    assert page.status_code == 200
+    assert page.text.index(critical["number"]) < page.text.index(low["number"])
+    assert "T-CLOSED" not in page.text
+    assert "T-CLOSED" in console.get("/console/?status=closed").text
+
+
+def test_hostile_message_is_shown_as_text(console: TestClient, tokens: dict[str, str],
+                                          hostile_ticket: dict[str, Any]) -> None:
+    sign_in(console, tokens["viewer"])
+    page = console.get(f"/console/tickets/{hostile_ticket['number']}")
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "<img src=x" not in page.text and 'href="javascript' not in page.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page.text
+    assert "&lt;b onmouseover=" in page.text
+    assert 'dir="auto"' in page.text  # right-to-left overrides stay inside the message body
+    headers = page.headers
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert "<script>" not in page.text.split("</head>")[1]  # no inline script at all
+
+
+def test_viewer_sees_no_forms_and_cannot_post(console: TestClient, tokens: dict[str, str],
+                                              hostile_ticket: dict[str, Any]) -> None:
+    sign_in(console, tokens["viewer"])
+    number = hostile_ticket["number"]
+    page = console.get(f"/console/tickets/{number}")
+    assert f"/console/tickets/{number}/status" not in page.text
+    csrf = csrf_of(console.get("/console/rules").text)  # a valid CSRF field: the role alone must refuse
+    answer = console.post(f"/console/tickets/{number}/status", data={"status": "resolved", "csrf": csrf})
+    assert answer.status_code == 403 and "may only read" in answer.text
+
+
+def test_status_change_needs_csrf_and_writes_an_event(console: TestClient, tokens: dict[str, str],
+                                                      hostile_ticket: dict[str, Any], engine: Engine) -> None:
+    sign_in(console, tokens["operator"])
+    number = hostile_ticket["number"]
+    assert console.post(f"/console/tickets/{number}/status", data={"status": "resolved"}).status_code == 403
+    assert console.post(f"/console/tickets/{number}/status",
+                        data={"status": "resolved", "csrf": "0" * 32}).status_code == 403
+    csrf = csrf_of(console.get(f"/console/tickets/{number}").text)
+    answer = console.post(f"/console/tickets/{number}/status", data={"status": "resolved", "csrf": csrf})
+    assert answer.status_code == 303
+    with engine.connect() as conn:
+        assert conn.execute(select(tickets.c.status).where(tickets.c.number == number)).scalar_one() == "resolved"
+        kinds = conn.execute(select(ticket_events.c.type).where(ticket_events.c.ticket_number == number)).scalars()
+        assert "ticket.status_changed" in list(kinds)
+
+
+def test_dead_letters_listed_and_reprocessed(console: TestClient, tokens: dict[str, str], engine: Engine,
+                                             settings: Settings, envelope_dict: Callable[..., dict[str, Any]]) -> None:
+    import json
+
+    SqlDeadLetterQueue(engine).put([DeadLetter(json.dumps(envelope_dict("<i>stuck</i> order")).encode(),
+                                               "classify", "boom", "RuntimeError", 3, "test/1")])
+    sign_in(console, tokens["operator"])
+    page = console.get("/console/dead-letters")
+    assert "RuntimeError: boom" in page.text and "&lt;i&gt;stuck&lt;/i&gt;" in page.text
+    [letter_id] = re.findall(r'name="id" value="(\d+)"', page.text)
+    answer = console.post("/console/dead-letters/reprocess", data={"id": letter_id, "csrf": csrf_of(page.text)})
+    assert answer.status_code == 303
+    assert SqlDeadLetterQueue(engine).get([letter_id])[0].reprocessed
+
+
+def test_rules_editor_names_the_error_and_does_not_save(console: TestClient, tokens: dict[str, str]) -> None:
+    sign_in(console, tokens["operator"])
+    page = console.get("/console/rules?lang=en")
+    assert page.status_code == 200 and "types:" in page.text
+    broken = "lang: en\ntypes:\n  complaint:\n    - regex: '(unclosed'\n"
+    answer = console.post("/console/rules", data={"lang": "en", "source": broken, "action": "save",
+                                                  "csrf": csrf_of(page.text)})
+    assert answer.status_code == 200
+    assert 'role="alert"' in answer.text and "en.yaml" in answer.text
+    assert console.get("/console/rules?lang=en").text == page.text  # unchanged on disk
+
+
+def test_counters(console: TestClient, tokens: dict[str, str], add_ticket: Callable[..., dict[str, Any]]) -> None:
+    add_ticket(urgency="critical")
+    add_ticket(urgency="high", status="pending")
+    add_ticket(urgency="high", status="closed")
+    sign_in(console, tokens["viewer"])
+    counters = console.get("/console/counters.json").json()
+    assert counters["open"] == 2
+    assert counters["by_urgency"] == {"critical": 1, "high": 1, "normal": 0, "low": 0}
+    assert counters["overdue"] == 2  # the factory's SLA times are in 2026-11-20
