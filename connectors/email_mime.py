@@ -14,12 +14,14 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from connectors.base import InputError
+from connectors.email_auth import verified_sender
 from connectors.email_autoreply import detect_auto_reply
 from connectors.email_charsets import decode_bytes, mojibake_note, repair_mojibake
 from connectors.email_html import html_to_text, meta_charset
@@ -56,7 +58,10 @@ class _Parse:
 
 
 def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
-                max_attachment_bytes: int = MAX_ATTACHMENT_BYTES) -> Envelope:
+                max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+                trusted_authserv_ids: Collection[str] = ()) -> Envelope:
+    """`trusted_authserv_ids`: the receiving servers whose Authentication-Results may verify the
+    From address (`metadata["verified_email"]`, see connectors.email_auth); none by default."""
     empty = not raw.strip()  # still a message the mailbox holds: recorded, flagged, never lost
     digest = hashlib.sha256(raw).hexdigest()  # of the bytes as received, which `raw_ref` points to
     source = raw
@@ -114,6 +119,10 @@ def parse_email(raw: bytes, account: str, raw_ref: str | None = None, *,
                              str(msg.get_param("report-type") or ""))
     if auto is not None:
         metadata["auto_reply"], metadata["auto_reply_reason"] = auto.kind, auto.reason[:300]
+    verified = verified_sender(decode(headers.get("from", ""), words=False),
+                               [str(v) for v in msg.get_all("authentication-results") or []], trusted_authserv_ids)
+    if verified is not None:
+        metadata["verified_email"], metadata["verified_email_by"] = verified.address, verified.evidence[:300]
     for name in ("auto-submitted", "precedence", "content-type"):
         if headers.get(name):
             metadata[name] = decode(headers[name])[:200]

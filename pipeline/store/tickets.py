@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
+from pipeline.dedup.lookup import band_candidates, recent_sketches
 from pipeline.dedup.sketch import MIN_SHINGLES, Sketch, band_keys, compare, sketch
 from pipeline.envelope import utcnow
 from pipeline.identity import link_evidence, strong_evidence, suggest
@@ -107,21 +108,6 @@ def _same_content(conn: Connection, pairs: list[tuple[int, str]]) -> list[Any]:
             {"ids": [c for c, _ in pairs], "hashes": [h for _, h in pairs]}).tuples())
     return list(conn.execute(select(m.customer_id, m.content_hash, m.ticket_id, m.received_at)
                              .where(tuple_(m.customer_id, m.content_hash).in_(pairs)).order_by(m.received_at)).tuples())
-
-
-def recent_sketches(conn: Connection, customer_ids: Sequence[int], since: datetime) -> list[Any]:
-    """(customer, ticket, received_at, sketch) of the customers' messages since `since`, oldest first:
-    a range scan of ix_dedup_sketches_customer_received per customer."""
-    d = dedup_sketches.c
-    return list(conn.execute(select(d.customer_id, d.ticket_id, d.received_at, d.sketch).where(and_(
-        _in(conn, d.customer_id, customer_ids), d.received_at >= since)).order_by(d.received_at)).tuples())
-
-
-def band_hits(conn: Connection, keys: Sequence[int], since: datetime, limit: int) -> list[Any]:
-    """Messages since `since` sharing an LSH band key: a range scan of the primary key per key."""
-    b = dedup_bands.c
-    return list(conn.execute(select(b.band_key, b.message_id, b.customer_id, b.received_at).where(
-        and_(_in(conn, b.band_key, keys), b.received_at >= since)).limit(limit)))
 
 
 def _allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
@@ -229,6 +215,8 @@ class SqlTicketStore:
 
     def _resolve_customers(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> dict[str, int]:
         senders = {item.envelope.sender.key: item.envelope.sender for item in items}
+        verified = {f"email:{e}" for item in items if (e := item.envelope.metadata.get("verified_email"))
+                    and f"email:{e}" == item.envelope.sender.key}
         values = sorted({key.split(":", 1)[1] for key in senders})
         found: dict[str, int] = {}
         rows = conn.execute(select(customer_identities.c.kind, customer_identities.c.value,
@@ -243,9 +231,14 @@ class SqlTicketStore:
                                               "created_at": now} for k, cid in zip(missing, ids, strict=True)])
             bulk_insert(conn, customer_identities, [
                 {"customer_id": cid, "kind": senders[k].kind, "value": k.split(":", 1)[1],
-                 "verified": senders[k].kind in ("phone", "telegram_user"), "created_at": now}
+                 "verified": senders[k].kind in ("phone", "telegram_user") or k in verified, "created_at": now}
                 for k, cid in zip(missing, ids, strict=True)])
             found.update(zip(missing, ids, strict=True))
+        known = sorted(k.split(":", 1)[1] for k in verified if k not in missing)
+        if known:  # an address seen before, now verified by our receiving server (connectors.email_auth)
+            i = customer_identities.c
+            conn.execute(update(customer_identities).where(and_(
+                i.kind == "email", _in(conn, i.value, known), i.verified.is_(False))).values(verified=True))
         return found
 
     def _load_state(self, conn: Connection, items: Sequence[WorkItem], customer_of: dict[str, int]) -> DedupState:
@@ -347,28 +340,28 @@ class SqlTicketStore:
         window = self.dedup.window
         keys = sorted({k for _, _, ks in probes for k in ks})
         since = min(row["received_at"] for row, _, _ in probes) - window
-        hits = band_hits(conn, keys, since, 50 * len(probes))
+        own = {row["customer_id"] for row, _, _ in probes}
+        hits = band_candidates(conn, keys, since, 50 * len(probes), other_than=own.pop() if len(own) == 1 else -1)
         if not hits:
             return
         by_key: dict[int, list[Any]] = {}
+        other: dict[int, Sketch] = {}
         for hit in hits:
             by_key.setdefault(hit.band_key, []).append(hit)
-        found = conn.execute(select(dedup_sketches.c.message_id, dedup_sketches.c.sketch, customers.c.display_name)
-                             .join(customers, customers.c.id == dedup_sketches.c.customer_id)
-                             .where(_in(conn, dedup_sketches.c.message_id, sorted({h.message_id for h in hits}))))
-        other = {mid: (Sketch.from_bytes(raw), name) for mid, raw, name in found}
-        names = dict(conn.execute(select(customers.c.id, customers.c.display_name).where(
-            _in(conn, customers.c.id, sorted({row["customer_id"] for row, _, _ in probes})))).tuples().all())
+            if hit.message_id not in other:
+                other[hit.message_id] = Sketch.from_bytes(hit.sketch)
+        names = dict(conn.execute(select(customers.c.id, customers.c.display_name).where(_in(
+            conn, customers.c.id, sorted({h.customer_id for h in hits} | {row["customer_id"] for row, _, _ in probes}))
+        )).tuples().all())
         for row, mine, ks in probes:
             seen: set[int] = set()
             for hit in (h for k in ks for h in by_key.get(k, ())):
-                if hit.customer_id == row["customer_id"] or hit.customer_id in seen or hit.message_id not in other:
+                if hit.customer_id == row["customer_id"] or hit.customer_id in seen:
                     continue
                 if abs(row["received_at"] - hit.received_at) > window:
                     continue
-                theirs, their_name = other[hit.message_id]
-                sim = compare(mine, theirs)
-                my_name = names.get(row["customer_id"])
+                sim = compare(mine, other[hit.message_id])
+                my_name, their_name = names.get(row["customer_id"]), names.get(hit.customer_id)
                 same_name = bool(my_name and their_name and my_name.casefold() == their_name.casefold())
                 if sim.score >= SUGGEST_SCORE or (same_name and sim.score >= SUGGEST_NAME_SCORE):
                     seen.add(hit.customer_id)

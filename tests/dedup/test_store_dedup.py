@@ -165,3 +165,18 @@ def test_evaluation_counts_what_it_finds():
     score = evaluate([*pairs, pairs[0].__class__("resent", True, "x", "y")])  # an impossible positive
     assert score.fn >= 1 and score.misses[-1]["kind"] == "resent"
     json.dumps(score.misses)
+
+
+def test_a_from_address_verified_by_our_server_becomes_a_verified_identity(processor, engine, record):
+    def email(text, hours, message_id, **metadata):
+        return record(text, "x", channel="email", account="support", message_id=message_id,
+                      sender={"kind": "email", "id": "ann@customer.example"}, received_at=at(hours), metadata=metadata)
+
+    processor.process([email(COMPLAINT, 0, "<m1@customer.example>")])
+    assert [i["verified"] for i in rows(engine, customer_identities)] == [False]
+    processor.process([email("any news?", 1, "<m2@customer.example>", verified_email="ann@customer.example")])
+    [identity] = rows(engine, customer_identities)
+    assert identity["verified"] and identity["value"] == "ann@customer.example"
+    chat = record("still waiting", "tg-5", received_at=at(2), metadata={"verified_email": "ann@customer.example"})
+    processor.process([chat])
+    assert len({i["customer_id"] for i in rows(engine, customer_identities)}) == 1
