@@ -1,15 +1,25 @@
 """Near-duplicate lookup benchmark: `intake dedup bench --messages 1000000`.
 
-Fills a throwaway database (a temporary SQLite file, or a new PostgreSQL database beside the one
-given) with N stored sketches and their band keys (customers with 5 messages each, spread over
-30 days), then times the two lookups the store makes per message: the customer's recent sketches
-within the window (compared one by one) and the band-key probe for other customers' near duplicates
-(candidates fetched and compared). Sketches and keys are random: only their number and spread matter
-to the index; 1% of messages repeat another's band keys, so probes do find candidates.
+Fills a database (a temporary SQLite file, or a new PostgreSQL database beside the one given; kept
+and reused with `--keep`) with N stored sketches and their band keys (customers with 5 messages
+each, spread over 30 days), then times the two lookups the store makes (`pipeline.dedup.lookup`),
+each followed by the comparisons in Python: the customer's sketches within the window, and the
+band-key probe for other customers' near duplicates (candidates fetched with their sketches).
+
+A probe is a stored message looked up again at its own time: the window is the 24 h before it, and
+its 16 band keys find at least itself (the worst case: a customer repeating a text word for word).
+Sketches and keys are random: only their number and spread matter to the index; 1% of messages
+repeat another's band keys, so probes also find other customers' candidates.
+
+"single": one query per lookup per message, as the store does when a batch holds one message;
+per-message percentiles. "batch": the same lookups for `batch` messages at once, as the store
+does under load; time per message over each batch, percentiles over the batches.
 """
 
 from __future__ import annotations
 
+import os
+import platform
 import sqlite3
 import tempfile
 import time
@@ -19,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from pipeline.dedup.lookup import band_candidates, recent_sketches
 from pipeline.dedup.sketch import BANDS, Sketch, compare
 from pipeline.store.database import make_engine, upgrade
-from pipeline.store.schema import dedup_sketches
-from pipeline.store.tickets import _in, band_hits, recent_sketches
 
 PER_CUSTOMER = 5
 _NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -115,82 +124,132 @@ def _fill_postgres(url: str, data: dict[str, np.ndarray], n: int) -> None:
         engine.dispose()
 
 
+def _percentiles(values: list[float], prefix: str) -> dict[str, float]:
+    ordered = sorted(values)
+    at = {q: ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000 for q in (50, 95, 99)}
+    return {f"{prefix}_p{q}_ms": round(v, 4) for q, v in at.items()}
+
+
+class _Lookups:
+    """The two lookups and their comparisons, timed; `mine` stands in for the new message's sketch."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.mine = Sketch.from_bytes(_sketch_bytes(30, 1))
+        self.compared = self.candidates = 0
+
+    def customers(self, customer_ids: list[int], since: datetime) -> None:
+        for row in recent_sketches(self.conn, customer_ids, since):
+            compare(self.mine, Sketch.from_bytes(row.sketch))
+            self.compared += 1
+
+    def bands(self, keys: list[int], since: datetime, limit: int, other_than: int = -1) -> None:
+        seen: set[int] = set()
+        for hit in band_candidates(self.conn, keys, since, limit, other_than):
+            if hit.message_id not in seen:
+                seen.add(hit.message_id)
+                compare(self.mine, Sketch.from_bytes(hit.sketch))
+        self.candidates += len(seen)
+
+
 def _probe(engine: Any, data: dict[str, np.ndarray], n: int, probes: int, batch: int) -> dict[str, float]:
-    rng = np.random.default_rng(7)
-    picks = rng.choice(n, probes, replace=False)
-    mine = Sketch.from_bytes(_sketch_bytes(30, 1))
-    since = _NOW - _WINDOW
-    compared = found = 0
-    d = dedup_sketches.c
-    timings = {}
+    picks = np.random.default_rng(7).choice(n, probes, replace=False)
+    when = _times(data)
+    since = [when[i] - _WINDOW for i in picks]
+    customer = [int(data["customer"][i]) for i in picks]
+    keys = [[int(k) for k in data["keys"][i]] for i in picks]
+    result: dict[str, float] = {}
     with engine.connect() as conn:
-        recent_sketches(conn, [1], since)  # warm the connection and statement caches
-        started = time.perf_counter()
-        for i in picks:
-            for _, _, _, raw in recent_sketches(conn, [int(data["customer"][i])], since):
-                compare(mine, Sketch.from_bytes(raw))
-                compared += 1
-        timings["customer_lookup_ms"] = (time.perf_counter() - started) * 1000 / probes
-        started = time.perf_counter()
-        for i in picks:
-            hits = band_hits(conn, [int(k) for k in data["keys"][i]], _NOW - _SPAN, 50)
-            found += len(hits)
-            if hits:
-                wanted = sorted({h.message_id for h in hits})
-                for raw in conn.execute(select(d.sketch).where(_in(conn, d.message_id, wanted))).scalars():
-                    compare(mine, Sketch.from_bytes(raw))
-        timings["band_lookup_ms"] = (time.perf_counter() - started) * 1000 / probes
-        started = time.perf_counter()
+        look = _Lookups(conn)
+        for j in range(min(probes, 20)):  # warm the connection, the prepared statements, the caches' top levels
+            look.customers([customer[j]], since[j])
+            look.bands(keys[j], since[j], 50, customer[j])
+        look.compared = look.candidates = 0
+        timings: dict[str, list[float]] = {"customer": [], "band": [], "both": [], "both_cpu": []}
+        for j in range(probes):
+            started, cpu = time.perf_counter(), time.process_time()
+            look.customers([customer[j]], since[j])
+            middle = time.perf_counter()
+            look.bands(keys[j], since[j], 50, customer[j])
+            ended = time.perf_counter()
+            timings["customer"].append(middle - started)
+            timings["band"].append(ended - middle)
+            timings["both"].append(ended - started)
+            timings["both_cpu"].append(time.process_time() - cpu)
+        for name, values in timings.items():
+            result |= _percentiles(values, f"single_{name}")
+        result["single_sketches_compared_per_message"] = look.compared / probes
+        result["single_candidates_per_message"] = look.candidates / probes
+        per_message: list[float] = []
         for start in range(0, probes, batch):
-            customers = sorted({int(data["customer"][i]) for i in picks[start:start + batch]})
-            for _, _, _, raw in recent_sketches(conn, customers, since):
-                compare(mine, Sketch.from_bytes(raw))
-        timings[f"customer_lookup_batch{batch}_ms"] = (time.perf_counter() - started) * 1000 / probes
-        started = time.perf_counter()
-        for start in range(0, probes, batch):
-            keys = sorted({int(k) for i in picks[start:start + batch] for k in data["keys"][i]})
-            hits = band_hits(conn, keys, _NOW - _SPAN, 50 * batch)
-            wanted = sorted({h.message_id for h in hits})
-            for raw in conn.execute(select(d.sketch).where(_in(conn, d.message_id, wanted))).scalars():
-                compare(mine, Sketch.from_bytes(raw))
-        timings[f"band_lookup_batch{batch}_ms"] = (time.perf_counter() - started) * 1000 / probes
+            part = range(start, min(probes, start + batch))
+            started = time.perf_counter()
+            look.customers(sorted({customer[j] for j in part}), min(since[j] for j in part))
+            look.bands(sorted({k for j in part for k in keys[j]}), min(since[j] for j in part), 50 * len(part))
+            per_message.append((time.perf_counter() - started) / len(part))
+        result |= _percentiles(per_message, f"batch{batch}_both")
+        result[f"batch{batch}_batches"] = len(per_message)
         conn.rollback()
-    timings["sketches_compared_per_message"] = compared / probes
-    timings["band_hits_per_message"] = found / probes
-    return timings
+    return result
 
 
-def run_bench(n: int, url: str | None, probes: int = 2000, batch: int = 500, seed: int = 4) -> dict[str, Any]:
+def _filled(url: str, n: int) -> bool:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM dedup_sketches")).scalar_one() == n
+    except Exception:  # no such table yet
+        return False
+    finally:
+        engine.dispose()
+
+
+def _postgres_database(url: str, name: str, create: bool) -> tuple[str, Any]:
+    parsed = make_url(url)
+    admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if create and not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return parsed.set(database=name).render_as_string(hide_password=False), admin
+
+
+def run_bench(n: int, url: str | None, probes: int = 5000, batch: int = 500, seed: int = 4,
+              keep: str | None = None) -> dict[str, Any]:
+    """`keep`: a SQLite file, or a PostgreSQL database name beside `url`, filled once and reused."""
     data = _data(n, seed)
     result: dict[str, Any] = {"messages": n, "probes": probes}
     with tempfile.TemporaryDirectory() as tmp:
-        if url is None:
-            url = f"sqlite:///{Path(tmp) / 'dedup-bench.db'}"
-        parsed = make_url(url)
-        admin = None
-        if parsed.get_backend_name() == "postgresql":
-            name = f"intake_dedup_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            url = parsed.set(database=name).render_as_string(hide_password=False)
+        postgres = url is not None and make_url(url).get_backend_name() == "postgresql"
+        admin = name = None
+        if postgres:
+            name = keep or f"intake_dedup_bench_{uuid.uuid4().hex[:8]}"
+            url, admin = _postgres_database(url or "", name, create=True)
+        elif url is None:
+            url = f"sqlite:///{Path(keep) if keep else Path(tmp) / 'dedup-bench.db'}"
         try:
-            upgrade(url)
             started = time.perf_counter()
-            if admin is None:
-                _fill_sqlite(make_url(url).database or "", data, n)
-            else:
-                _fill_postgres(url, data, n)
+            if not _filled(url, n):
+                upgrade(url)
+                if postgres:
+                    _fill_postgres(url, data, n)
+                else:
+                    _fill_sqlite(make_url(url).database or "", data, n)
+                result["fill_s"] = round(time.perf_counter() - started, 1)
             result["backend"] = make_url(url).get_backend_name()
-            result["fill_s"] = round(time.perf_counter() - started, 1)
             engine = make_engine(url)
+            load_before = os.getloadavg()
             try:
-                result |= {k: round(v, 4) for k, v in _probe(engine, data, n, probes, batch).items()}
+                result |= _probe(engine, data, n, probes, batch)
             finally:
                 engine.dispose()
+            result["load_average"] = [round(v, 2) for v in load_before]
+            result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         finally:
             if admin is not None:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                if keep is None:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 admin.dispose()
     return result

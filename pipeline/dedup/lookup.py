@@ -1,0 +1,104 @@
+"""The two near-duplicate lookups the store makes, as fixed SQL on the driver's own cursor.
+
+Both run once per batch and once per message when batches are small (an embedded pipeline, a quiet
+hour), so their fixed cost matters as much as the index: the SQL text never changes with the number
+of customers or keys (an array on PostgreSQL, a JSON array on SQLite), which lets psycopg prepare the
+statement once per connection and sqlite3 reuse its compiled statement, and the rows come back without
+SQLAlchemy's compilation and type processing (about 0.5 ms per query on this machine, more than the
+index scans themselves).
+
+- `recent_sketches`: the sketches of some customers' messages within the window
+  (`ix_dedup_sketches_customer_received`: one range scan per customer).
+- `band_candidates`: messages sharing an LSH band key within the window, with their sketches, in one
+  statement (a range scan of `dedup_bands`' primary key per key, then the sketch by primary key).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+import psycopg
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+
+_RECENT = {
+    "postgresql": "SELECT customer_id, ticket_id, received_at, sketch FROM dedup_sketches "
+                  "WHERE customer_id = ANY(%s) AND received_at >= %s ORDER BY received_at",
+    "sqlite": "SELECT customer_id, ticket_id, received_at, sketch FROM dedup_sketches "
+              "WHERE customer_id IN (SELECT value FROM json_each(?)) AND received_at >= ? ORDER BY received_at",
+}
+# The band rows are found by (band_key, received_at); only the rows of other customers are joined to
+# their sketches, so a customer's own messages (the other lookup's job) cost no sketch read.
+_BANDS = {
+    "postgresql": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
+                  "JOIN dedup_sketches s ON s.message_id = b.message_id "
+                  "WHERE b.band_key = ANY(%s) AND b.received_at >= %s AND b.customer_id <> %s LIMIT %s",
+    "sqlite": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
+              "JOIN dedup_sketches s ON s.message_id = b.message_id "
+              "WHERE b.band_key IN (SELECT value FROM json_each(?)) AND b.received_at >= ? AND b.customer_id <> ? "
+              "LIMIT ?",
+}
+
+
+class RecentSketch(NamedTuple):
+    customer_id: int
+    ticket_id: int | None
+    received_at: datetime
+    sketch: bytes
+
+
+class BandHit(NamedTuple):
+    band_key: int
+    message_id: int
+    customer_id: int
+    received_at: datetime
+    sketch: bytes
+
+
+def recent_sketches(conn: Connection, customer_ids: Sequence[int], since: datetime) -> list[RecentSketch]:
+    """(customer, ticket, received_at, sketch) of the customers' messages since `since`, oldest first."""
+    if not customer_ids:
+        return []
+    rows = _fetch(conn, _RECENT, [list(customer_ids), since])
+    return [RecentSketch(c, t, _time(conn, r), bytes(s)) for c, t, r, s in rows]
+
+
+def band_candidates(conn: Connection, keys: Sequence[int], since: datetime, limit: int,
+                    other_than: int = -1) -> list[BandHit]:
+    """Messages since `since` sharing a band key, with their sketches, except customer `other_than`'s.
+    A message sharing several keys comes once per key."""
+    if not keys:
+        return []
+    rows = _fetch(conn, _BANDS, [list(keys), since, other_than, limit])
+    return [BandHit(k, m, c, _time(conn, r), bytes(s)) for k, m, c, r, s in rows]
+
+
+def _fetch(conn: Connection, queries: dict[str, str], params: list[Any]) -> list[tuple[Any, ...]]:
+    dialect = conn.dialect.name
+    sql = queries[dialect]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if dialect == "postgresql":
+            cursor.execute(sql, params, prepare=True)
+        else:
+            params[0] = orjson.dumps(params[0]).decode()
+            # as SQLAlchemy's DateTime stores times in SQLite (compared as text): '2026-11-20 09:00:00.000000'
+            params[1] = params[1].astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            cursor.execute(sql, params)
+        return cursor.fetchall()
+    except (psycopg.Error, sqlite3.Error) as exc:  # mapped as SQLAlchemy maps its own (conflict, outage, ...)
+        base = psycopg.Error if isinstance(exc, psycopg.Error) else sqlite3.Error
+        raise DBAPIError.instance(sql, params, exc, base) from exc
+    finally:
+        cursor.close()
+
+
+def _time(conn: Connection, value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite: text in UTC
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
