@@ -42,6 +42,9 @@ _NGRAM_MIN_LETTERS = 15  # below this the n-grams add noise, not evidence
 _NGRAM_MARGIN = 3.0  # log10: words that far apart settle it without the n-grams
 _MAX_STATISTICAL_CHARS = 1_000
 _PRIOR_FLOOR = 0.1  # a language the prior never saw keeps this weight against 1.0 for the usual one
+# log10: a lead of 10x or more without the prior is clear evidence, and the prior is not even consulted
+# (its largest possible effect, log10((1 + 0.1) / 0.1) = 1.04, could not overturn it by much anyway)
+_PRIOR_MAX_MARGIN = 1.0
 _QUOTED_WEIGHT = 0.25
 _NON_LATIN_WEIGHT = 3.0  # brand names and URLs put Latin letters into every script, rarely the reverse
 _MIN_RUN_LETTERS = 3
@@ -70,6 +73,13 @@ class LanguageConfig(BaseModel):
                                        description="candidate languages (ISO 639-1)")
     min_confidence: float = Field(default=0.3, ge=0, le=1, description="below this the answer is `und`")
     backend: Backend = "langdetect-rs"
+    prior_customer_messages: int = Field(default=20, ge=0, description="the customer's recent messages whose "
+                                         "languages tip close calls (0: no prior)")
+    prior_channel_messages: int = Field(default=2000, ge=0, description="the store's recent messages whose "
+                                        "language mix per channel account tips close calls (0: none)")
+    prior_channel_weight: float = Field(default=0.25, ge=0, description="the account's mix against 1.0 for the "
+                                        "customer's own history")
+    prior_max_age_days: int = Field(default=365, ge=1, description="older messages are not read for the prior")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +159,20 @@ class LanguageDetector:
             return self._threshold(self._detect_piece(clean, pieces[0], prior))
         return self._threshold(self._detect_mixed(clean, pieces, prior))
 
-    def detect_batch(self, texts: Iterable[str], prior: Mapping[str, float] | None = None) -> list[LanguageResult]:
-        return [self.detect(t, prior) for t in texts]
+    def detect_batch(self, texts: Iterable[str], prior: Mapping[str, float] | None = None,
+                     priors: Sequence[Mapping[str, float] | None] | None = None) -> list[LanguageResult]:
+        """`prior` for every text, or `priors`, one per text (a customer's own history)."""
+        if priors is None:
+            return [self.detect(t, prior) for t in texts]
+        texts = list(texts)
+        if len(priors) != len(texts):
+            raise ValueError(f"{len(priors)} priors for {len(texts)} texts")
+        return [self.detect(t, p) for t, p in zip(texts, priors, strict=True)]
 
     detect_many = detect_batch
+
+    def _answer(self, lang: str, confidence: float) -> str:
+        return lang if confidence >= self.min_confidence else UNDETERMINED
 
     def _threshold(self, result: LanguageResult) -> LanguageResult:
         if result.lang != UNDETERMINED and result.confidence < self.min_confidence:
@@ -230,15 +250,17 @@ class LanguageDetector:
             weight = _NGRAM_WEIGHT * min(1.0, letters / _NGRAM_FULL_LETTERS)
             scores = [s + weight * math.log(max(ngram.get(lang, 0.0), _NGRAM_FLOOR))
                       for s, lang in zip(scores, langs, strict=True)]
-        if prior:
-            scores = [s + b for s, b in zip(scores, _prior_bias(prior, langs), strict=True)]
         if not known and not ngram:
             return LanguageResult(UNDETERMINED, 0.0, "no-features")
-        top = max(scores)
-        odds = [math.exp(s - top) for s in scores]
-        best = odds.index(max(odds))  # the first of equals, as the order of `languages` says
         method = "words+ngrams" if known and ngram else ("words" if known else self.backend)
-        return LanguageResult(langs[best], odds[best] / sum(odds), method)
+        lang, confidence = _best(scores, langs)
+        if prior and _margin(scores) < _PRIOR_MAX_MARGIN:  # a close call: the customer's history may tip it
+            tipped, tipped_confidence = _best([s + b for s, b in zip(scores, _prior_bias(prior, langs), strict=True)],
+                                              langs)
+            if self._answer(tipped, tipped_confidence) != self._answer(lang, confidence):
+                method += "+prior"
+            lang, confidence = tipped, tipped_confidence
+        return LanguageResult(lang, confidence, method)
 
     def _ngram(self, span: str) -> dict[str, float]:
         core = getattr(self._factory, "_core", None)
@@ -306,9 +328,18 @@ def _vi_pairs(words: list[str]) -> int:
     return sum(1 for a, b in itertools.pairwise(words) if a in firsts and f"{a} {b}" in _VI_BARE_PAIRS)
 
 
+def _best(scores: list[float], langs: Sequence[str]) -> tuple[str, float]:
+    """The language with the highest score and its softmax probability."""
+    top = max(scores)
+    odds = [math.exp(s - top) for s in scores]
+    best = odds.index(max(odds))  # the first of equals, as the order of `languages` says
+    return langs[best], odds[best] / sum(odds)
+
+
 def _prior_bias(prior: Mapping[str, float], langs: Sequence[str]) -> list[float]:
-    """log(floor + share) per language: a language the prior never saw keeps weight 0.1 against 1.0."""
-    total = sum(max(w, 0.0) for w in prior.values()) or 1.0
+    """log(floor + share) per language: a language the prior never saw keeps weight 0.1 against 1.0. Weights
+    that add up to more than 1 are normalised; less than 1 is a weaker prior (a channel's mix alone)."""
+    total = max(sum(max(w, 0.0) for w in prior.values()), 1.0)
     return [math.log(_PRIOR_FLOOR + max(prior.get(lang, 0.0), 0.0) / total) for lang in langs]
 
 
