@@ -1,0 +1,131 @@
+"""The console in a real headless Chromium (Debian's, driven by Playwright) against the API on a
+real PostgreSQL store holding the team's sample messages: sign in, read the queue, open a ticket,
+change it in one click, and find the change in the database. Screenshots are kept as artifacts in
+test-artifacts/console/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine, select
+
+from downstream.api.app import create_app
+from downstream.api.tokens import create_token
+from downstream.console.app import add_console
+from pipeline.config import Settings, StoreConfig
+from pipeline.processor import Processor, RawRecord
+from pipeline.store.database import make_engine, upgrade
+from pipeline.store.schema import ticket_events, tickets
+from tests.conftest import ROOT, SAMPLES
+
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    import os
+
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is missing: deploy/chromium.sh install")
+    pytest.skip("Chromium is missing: deploy/chromium.sh install")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[tuple[Settings, Engine]]:
+    upgrade(pg_url)
+    settings = Settings(store=StoreConfig(url=pg_url))
+    engine = make_engine(pg_url)
+    records = [RawRecord(json.dumps(message).encode(), f"sample/{path.name}/{i}")
+               for path in sorted((SAMPLES / "chat").glob("*.json"))
+               for i, message in enumerate(json.loads(path.read_text()))]
+    processor = Processor(settings, engine)
+    try:
+        result = processor.process(records)
+    finally:
+        processor.close()
+    assert result.stored + result.duplicates == len(records) and not result.dead_letters
+    yield settings, engine
+    engine.dispose()
+
+
+@pytest.fixture
+def server(store: tuple[Settings, Engine]) -> Iterator[str]:
+    settings, engine = store
+    app = create_app(settings, engine)
+    add_console(app)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert time.monotonic() < deadline, "the console server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(10)
+
+
+def test_operator_works_a_ticket_in_the_browser(server: str, store: tuple[Settings, Engine]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    _, engine = store
+    with engine.begin() as conn:
+        token = create_token(conn, "browser-operator", "operator")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1360, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+        page.goto(f"{server}/console/")
+        assert page.url.endswith("/console/login")
+        page.fill("#token", token)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#queue tbody tr.row")
+        page.wait_for_function("document.querySelector('[data-key=open]').textContent !== '–'")
+        page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+
+        rows = page.locator("#queue tbody tr.row")
+        assert rows.count() >= 5
+        first_urgency = rows.first.locator(".badge").inner_text()
+        assert first_urgency == "critical", "the queue starts with the most urgent ticket"
+        number = rows.first.locator("a").inner_text()
+
+        page.keyboard.press("j")
+        page.keyboard.press("Enter")
+        page.wait_for_url(f"**/console/tickets/{number}")
+        assert page.locator("article.message pre.body").count() >= 1
+        page.screenshot(path=str(ARTIFACTS / "ticket.png"), full_page=True)
+
+        page.click("form.choices button[name=status][value=pending]")
+        page.wait_for_selector("p.notice")
+        assert "status set to pending" in page.locator("p.notice").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "ticket-after-change.png"), full_page=True)
+        browser.close()
+
+    assert not errors, errors
+    with engine.connect() as conn:
+        assert conn.execute(select(tickets.c.status).where(tickets.c.number == number)).scalar_one() == "pending"
+        kinds = list(conn.execute(select(ticket_events.c.type).where(ticket_events.c.ticket_number == number))
+                     .scalars())
+    assert "ticket.status_changed" in kinds
