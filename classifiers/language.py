@@ -138,6 +138,8 @@ class LanguageDetector:
         self._cyrillic_langs = tuple(self.words.langs[i] for i in self._cyrillic_idx)
         self._latin_langs = tuple(self.words.langs[i] for i in self._latin_idx)
         self._vi = self._latin_langs.index("vi") if "vi" in self._latin_langs else None
+        for columns in (self._latin_idx, self._cyrillic_idx):
+            self.words.warm(columns)
         self._ngram("warm up the n-gram tables")  # langdetect-rs builds them on first use: 20 ms, part of loading
 
     @classmethod
@@ -389,7 +391,7 @@ def _blocks(text: str, run: ScriptRun) -> list[_Piece]:
         return [_Piece(run.start, run.end, run.group, run.letters, _quoted(span))]
     pieces: list[_Piece] = []
     for start, end, quoted in _raw_blocks(span):
-        letters = sum(ch.isalpha() for ch in span[start:end])
+        letters = sum(map(str.isalpha, span[start:end]))
         if not letters:
             continue
         last = pieces[-1] if pieces else None

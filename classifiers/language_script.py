@@ -22,6 +22,7 @@ STATISTICAL = frozenset({"LATIN", "CYRILLIC"})
 _PERSIAN, _URDU = frozenset("پچژگ"), frozenset("ٹڈڑںھے")
 _NAME_ALIASES = {"CJK": "HAN", "HIRAGANA": "KANA", "KATAKANA": "KANA", "FULLWIDTH": "LATIN", "HALFWIDTH": "KANA"}
 _cache: dict[str, str] = {}
+_group_cache: dict[str, str] = {}
 _LETTERS = re.compile(r"[^\W\d_]+")
 # a letter outside the group's blocks (the class excludes the blocks, non-letters, digits and _)
 _OUTSIDE = {group: re.compile(rf"[^{blocks}\W\d_]") for group, blocks in {
@@ -52,6 +53,13 @@ def script_of(ch: str) -> str:
     if len(_cache) < 100_000:
         _cache[ch] = found
     return found
+
+
+def _letter_group(ch: str) -> str:
+    group = group_of(script_of(ch))
+    if len(_group_cache) < 100_000:
+        _group_cache[ch] = group
+    return group
 
 
 def group_of(script: str) -> str:
@@ -95,16 +103,18 @@ def script_runs(text: str) -> list[ScriptRun]:
         return [ScriptRun(0, len(text), group, sum(map(len, _LETTERS.findall(text))))]
     runs: list[ScriptRun] = []
     start, group, letters = 0, "", 0
+    groups = _group_cache
     for m in _LETTERS.finditer(text):
-        word = m.group()
-        g = group_of(script_of(word[0]))
+        begin, end = m.span()
+        ch = text[begin]
+        g = groups.get(ch) or _letter_group(ch)
         if g == group:
-            letters += len(word)
+            letters += end - begin
             continue
         if group:
-            runs.append(ScriptRun(start, m.start(), group, letters))
-            start = m.start()
-        group, letters = g, len(word)
+            runs.append(ScriptRun(start, begin, group, letters))
+            start = begin
+        group, letters = g, end - begin
     if group:
         runs.append(ScriptRun(start, len(text), group, letters))
     return runs

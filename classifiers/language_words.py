@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from functools import cache
 from importlib.util import find_spec
-from itertools import repeat
+from itertools import chain, islice, repeat
 from pathlib import Path
 
 import msgpack
@@ -27,6 +27,7 @@ _FLOOR_BELOW = 0.7  # log10 below a list's rarest word for words it does not lis
 _HAN_WORD_RATIO = 0.5  # log10 margin before a Han-only word counts as Japanese rather than Chinese
 _MEMO_SIZE = 200_000  # words seen before skip the per-language lookups; support text repeats itself
 _NO_VECTOR: tuple[float, ...] = ()
+_FREQUENT = 2_000
 
 
 def strip_marks(word: str) -> str:
@@ -73,6 +74,8 @@ class WordModel:
         self.langs = tuple(lang for lang in langs if tables[lang] is not None)
         self.floors = tuple(-len(tables[lang] or ()) / 100 - _FLOOR_BELOW for lang in self.langs)
         self.tables: list[dict[str, float]] = []
+        # the most frequent words of each list, in order: warming the memo with them makes a cold start fast
+        self.frequent = {lang: list(islice(chain.from_iterable(tables[lang] or []), _FREQUENT)) for lang in self.langs}
         for lang in self.langs:
             table = _table(tables[lang] or [])
             if lang == "vi":
@@ -102,6 +105,13 @@ class WordModel:
             return list(vectors[0]), 1
         # the same additions, in the same order, as a running total (Python 3.11's sum is plain addition)
         return list(map(sum, zip(*vectors, strict=True))), len(vectors)
+
+    def warm(self, columns: tuple[int, ...]) -> None:
+        """Build the vectors of every list's most frequent words now, at load, rather than on first sight."""
+        vector = self._view(columns).vector
+        for i in columns:
+            for word in self.frequent[self.langs[i]]:
+                vector(word)
 
     def _view(self, columns: tuple[int, ...]) -> _View:
         view = self._views.get(columns)
