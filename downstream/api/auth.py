@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from downstream.api.store import ReadConnection
 from downstream.api.tokens import Principal, authenticate
 
 VIEWER, OPERATOR, ADMIN, SUBSCRIBER = "viewer", "operator", "admin", "subscriber"
@@ -25,12 +26,12 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_principal(request: Request,
+def current_principal(conn: ReadConnection,
                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     if credentials is None:
         raise _unauthorized("missing bearer token")
-    with request.app.state.engine.connect() as conn:
-        principal = authenticate(conn, credentials.credentials)
+    principal = authenticate(conn, credentials.credentials)
+    conn.rollback()  # end the read: on SQLite it holds the write lock, which a changing endpoint needs next
     if principal is None:
         raise _unauthorized("invalid or revoked token")
     return principal

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from downstream.api.auth import READERS, WRITERS, require_role
 from downstream.api.schemas import Customer, Merge, MergeOutcome, MergeRequest
+from downstream.api.store import ReadConnection
 from pipeline.envelope import utcnow
 from pipeline.identity import IdentityError, MergeResult, list_merges, merge, unmerge
 from pipeline.store.schema import OPEN_STATUSES, customer_identities, customers, tickets
@@ -28,29 +29,26 @@ def _customer(conn: Connection, customer_id: int) -> dict[str, Any]:
 
 
 @router.get("/v1/customers", response_model=list[Customer], dependencies=[Depends(require_role(*READERS))])
-def find_customers(request: Request, identity: Annotated[str, Query(
+def find_customers(conn: ReadConnection, identity: Annotated[str, Query(
         min_length=3, max_length=400, pattern=r"^[a-z_]+:.+$",
         description="kind:value, e.g. email:ann@example.com or phone:+4930123")]) -> list[dict[str, Any]]:
     """The customer holding an identity (an empty list when nobody does)."""
     kind, value = identity.split(":", 1)
-    with request.app.state.engine.connect() as conn:
-        found = conn.execute(select(customer_identities.c.customer_id).where(
-            customer_identities.c.kind == kind, customer_identities.c.value == value.strip().lower())).scalar()
-        return [_customer(conn, found)] if found is not None else []
+    found = conn.execute(select(customer_identities.c.customer_id).where(
+        customer_identities.c.kind == kind, customer_identities.c.value == value.strip().lower())).scalar()
+    return [_customer(conn, found)] if found is not None else []
 
 
 @router.get("/v1/customers/{customer_id}", response_model=Customer, dependencies=[Depends(require_role(*READERS))])
-def get_customer(request: Request, customer_id: int) -> dict[str, Any]:
-    with request.app.state.engine.connect() as conn:
-        return _customer(conn, customer_id)
+def get_customer(conn: ReadConnection, customer_id: int) -> dict[str, Any]:
+    return _customer(conn, customer_id)
 
 
 @router.get("/v1/customers/{customer_id}/merges", response_model=list[Merge],
             dependencies=[Depends(require_role(*READERS))])
-def customer_merges(request: Request, customer_id: int) -> list[dict[str, Any]]:
+def customer_merges(conn: ReadConnection, customer_id: int) -> list[dict[str, Any]]:
     """Merges this customer took part in (automatic and by operators), newest first."""
-    with request.app.state.engine.connect() as conn:
-        return list_merges(conn, customer_id)
+    return list_merges(conn, customer_id)
 
 
 def _outcome(conn: Connection, result: MergeResult) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from downstream.api.schemas import (
     TicketPage,
     TicketQuery,
 )
+from downstream.api.store import ReadConnection
 from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status
 from downstream.api.ticket_queries import CursorError, TicketFilter, ticket_page
 from pipeline.envelope import utcnow
@@ -33,7 +34,7 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 
 
 @router.get("", response_model=TicketPage, dependencies=[Depends(require_role(*READERS))])
-def list_tickets(request: Request, query: Annotated[TicketQuery, Query()]) -> dict[str, Any]:
+def list_tickets(conn: ReadConnection, query: Annotated[TicketQuery, Query()]) -> dict[str, Any]:
     """Tickets, most urgent first then by SLA due time (or newest created / updated first)."""
     for field, after, before in (("created_before", query.created_after, query.created_before),
                                  ("updated_before", query.updated_after, query.updated_before)):
@@ -42,8 +43,7 @@ def list_tickets(request: Request, query: Annotated[TicketQuery, Query()]) -> di
     found = TicketFilter(**query.model_dump(exclude={"sort", "limit", "cursor", "q"}),
                          q=query.q.strip() if query.q else None)
     try:
-        with request.app.state.engine.connect() as conn:
-            items, next_cursor = ticket_page(conn, found, query.sort, query.limit, query.cursor)
+        items, next_cursor = ticket_page(conn, found, query.sort, query.limit, query.cursor)
     except CursorError as exc:
         raise _unprocessable("cursor", str(exc)) from exc
     return {"items": items, "next_cursor": next_cursor}
@@ -58,16 +58,15 @@ def _label_reasons(ticket: dict[str, Any], rows: list[dict[str, Any]]) -> list[s
 
 
 @router.get("/{number}", response_model=TicketDetail, dependencies=[Depends(require_role(*READERS))])
-def get_ticket(request: Request, number: str) -> dict[str, Any]:
+def get_ticket(conn: ReadConnection, number: str) -> dict[str, Any]:
     """One ticket with its messages (oldest first, up to 1,000) and the reasons for its labels."""
-    with request.app.state.engine.connect() as conn:
-        ticket = conn.execute(select(tickets).where(tickets.c.number == number)).mappings().first()
-        if ticket is None:
-            raise HTTPException(404, detail=f"no ticket {number}")
-        columns = [messages.c[name] for name in Message.model_fields]
-        rows = [dict(r) for r in conn.execute(select(*columns).where(messages.c.ticket_id == ticket["id"])
-                                              .order_by(messages.c.received_at, messages.c.id)
-                                              .limit(MAX_MESSAGES)).mappings()]
+    ticket = conn.execute(select(tickets).where(tickets.c.number == number)).mappings().first()
+    if ticket is None:
+        raise HTTPException(404, detail=f"no ticket {number}")
+    columns = [messages.c[name] for name in Message.model_fields]
+    rows = [dict(r) for r in conn.execute(select(*columns).where(messages.c.ticket_id == ticket["id"])
+                                          .order_by(messages.c.received_at, messages.c.id)
+                                          .limit(MAX_MESSAGES)).mappings()]
     return dict(ticket) | {"messages": rows, "label_reasons": _label_reasons(dict(ticket), rows)}
 
 

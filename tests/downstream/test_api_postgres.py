@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 
 from downstream.api.app import create_app
-from downstream.api.ticket_queries import TicketFilter, ticket_page_query
+from downstream.api.ticket_queries import FTS_MESSAGES, TicketFilter, ticket_page_query
 from downstream.api.tokens import create_token
 from pipeline.config import Settings, StoreConfig
 from pipeline.events import TicketEvent
@@ -31,11 +31,11 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:  # noqa: F811
 
 def _plan(engine: Engine, f: TicketFilter, sort: str = "urgency") -> str:
     with engine.connect() as conn:
-        query = ticket_page_query(conn, f, sort, 50, None)
-        sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        compiled = ticket_page_query(conn, f, sort, 50, None).compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):  # a tiny table: ask whether an index
             conn.execute(text(f"SET {setting} = off"))  # *can* serve filter and order (a Sort would still show)
-        return "\n".join(conn.execute(text("EXPLAIN " + sql)).scalars())
+        return "\n".join(conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).scalars())
 
 
 def test_index_serves_filter_and_order_without_a_sort(pg_engine: Engine) -> None:
@@ -44,6 +44,10 @@ def test_index_serves_filter_and_order_without_a_sort(pg_engine: Engine) -> None
     one = _plan(pg_engine, TicketFilter(status=["closed"], urgency=["critical"]))
     assert "ix_tickets_status_rank_sla" in one and "Sort" not in one
     assert "ix_tickets_created_at_id" in _plan(pg_engine, TicketFilter(), sort="created")
+    with pg_engine.connect() as conn:  # the search condition is written as the full-text index expression
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = conn.execute(text(f"EXPLAIN SELECT ticket_id FROM messages WHERE {FTS_MESSAGES}"), {"q": "x"})
+        assert "ix_messages_fts" in "\n".join(plan.scalars())
 
 
 def test_api_on_postgres(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

@@ -23,8 +23,8 @@ _INDEXES = {
     "ix_tickets_queue_rank_sla": f"tickets (({_RANK}), sla_due_at, id) WHERE {_OPEN}",
     "ix_tickets_created_at_id": "tickets (created_at, id)",
     "ix_tickets_updated_at_id": "tickets (updated_at, id)",
-    "ix_tickets_subject_fts": "tickets USING gin (to_tsvector('simple', coalesce(subject, '')))",
-    "ix_messages_text_fts": "messages USING gin (to_tsvector('simple', text))",
+    # full-text search (q) in what customers wrote: a message's subject and text, any language ('simple')
+    "ix_messages_fts": "messages USING gin (to_tsvector('simple', coalesce(subject, '') || ' ' || text))",
 }
 
 
