@@ -225,3 +225,32 @@ def test_train_with_corrections_lets_them_win_over_file_labels(processor, engine
     assert "2 corrections for type (1 replace file labels)" in result.output
     meta = json.loads((Path(os.environ["INTAKE_MODELS_DIR"]) / "versions" / "c1" / "metadata.json").read_text())
     assert meta["sources"] == ["train.jsonl", "corrections(2)"] and meta["n_examples"] == len(rows()) + 1
+
+
+def test_migration_0004_goes_down_and_up_on_sqlite(sqlite_url, engine):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from pipeline.store.database import alembic_config, upgrade
+
+    tables = {"classifier_control", "shadow_disagreements", "label_corrections"}
+    assert set(inspect(engine).get_table_names()) >= tables
+    command.downgrade(alembic_config(sqlite_url), "0003")
+    assert not tables & set(inspect(engine).get_table_names())
+    upgrade(sqlite_url)
+    assert set(inspect(engine).get_table_names()) >= tables
+
+
+def test_stage_worker_process_classifies_with_the_model_and_reports_disagreements(
+        settings, engine, models, record, monkeypatch):
+    monkeypatch.setenv("INTAKE_MODELS_DIR", str(models.root))  # the spawned worker reads it
+    write_control(engine, "v1", "v2", "test")
+    processor = Processor(settings, engine, stage_workers=1)
+    try:
+        result = processor.process([record(NO_CUE, "ann")])
+    finally:
+        processor.close()
+    assert result.stored == 1
+    assert any(": model v1 p=" in r for r in stored_reasons(engine)[0])
+    found = list_disagreements(engine)
+    assert len(found) == 1 and found[0]["message_id"] is not None
