@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from downstream.console.pages import router
+from downstream.console import classifier_pages, pages
 from downstream.console.session import SignInRequired
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -18,7 +18,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def add_console(app: FastAPI) -> None:
-    app.include_router(router)
+    app.include_router(pages.router)
+    app.include_router(classifier_pages.router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).with_name("static")), name="console-static")
 
     @app.exception_handler(SignInRequired)

@@ -7,6 +7,7 @@ import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -32,27 +33,28 @@ PAGE_SIZE = 50
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def _page(request: Request, template: str, principal: Principal | None, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, principal: Principal | None, **context: Any) -> HTMLResponse:
     token = request.cookies.get(COOKIE, "")
     return TEMPLATES.TemplateResponse(request, template, {
         "user": principal, "csrf": csrf_token(token) if token else "", "can_write": bool(
             principal and principal.role in WRITERS), "now": utcnow(), **context})
 
 
-def _back(url: str, notice: str = "") -> RedirectResponse:
-    return RedirectResponse(url + (("&" if "?" in url else "?") + f"notice={notice}" if notice else ""), 303)
+def back(url: str, notice: str = "") -> RedirectResponse:
+    """303 to `url`, carrying a notice for the next page."""
+    return RedirectResponse(url + (("&" if "?" in url else "?") + urlencode({"notice": notice}) if notice else ""), 303)
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", None, error=None)
+    return render(request, "login.html", None, error=None)
 
 
 @router.post("/login")
 def login(request: Request, token: Annotated[str, Form()]) -> Response:
     principal = principal_of(request, token.strip())
     if principal is None or principal.role == "subscriber":
-        return _page(request, "login.html", None, error="That token is unknown, revoked, or not for people.")
+        return render(request, "login.html", None, error="That token is unknown, revoked, or not for people.")
     answer = RedirectResponse("/console/", 303)
     answer.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/console",
                       secure=request.url.scheme == "https")
@@ -80,7 +82,7 @@ def queue(request: Request, principal: Annotated[Principal, Depends(console_user
     except CursorError:
         rows, next_cursor = [], None
     filters = {"status": status, "urgency": urgency, "type": type, "channel": channel, "language": language, "q": q}
-    return _page(request, "queue.html", principal, tickets=rows, next_cursor=next_cursor, filters=filters)
+    return render(request, "queue.html", principal, tickets=rows, next_cursor=next_cursor, filters=filters)
 
 
 @router.get("/counters.json")
@@ -96,7 +98,7 @@ def ticket(request: Request, number: str, principal: Annotated[Principal, Depend
         detail = ticket_detail(conn, number)
     if detail is None:
         raise HTTPException(404, detail=f"no ticket {number}")
-    return _page(request, "ticket.html", principal, ticket=detail, notice=notice,
+    return render(request, "ticket.html", principal, ticket=detail, notice=notice,
                  statuses=get_args(SettableStatus))
 
 
@@ -111,8 +113,8 @@ def set_status(request: Request, number: str, status: Annotated[str, Form()],
     except TicketNotFound as exc:
         raise HTTPException(404, detail=f"no ticket {number}") from exc
     except TicketConflict as exc:
-        return _back(f"/console/tickets/{number}", str(exc))
-    return _back(f"/console/tickets/{number}", f"status set to {status}" if event else "")
+        return back(f"/console/tickets/{number}", str(exc))
+    return back(f"/console/tickets/{number}", f"status set to {status}" if event else "")
 
 
 @router.get("/dead-letters", response_class=HTMLResponse)
@@ -126,16 +128,16 @@ def dead_letters(request: Request, principal: Annotated[Principal, Depends(conso
         except UnicodeDecodeError:
             payload = f"({len(letter.payload)} bytes, not UTF-8)"
         shown.append({"letter": letter, "payload": payload})
-    return _page(request, "dead_letters.html", principal, letters=shown, notice=notice)
+    return render(request, "dead_letters.html", principal, letters=shown, notice=notice)
 
 
 @router.post("/dead-letters/reprocess")
 async def reprocess_letters(request: Request, _: Annotated[Principal, Depends(console_writer)]) -> Response:
     ids = [str(i) for i in (await request.form()).getlist("id")]
     if not ids:
-        return _back("/console/dead-letters", "nothing selected")
+        return back("/console/dead-letters", "nothing selected")
     outcome = await asyncio.to_thread(reprocess, request.app.state.settings, ids)
-    return _back("/console/dead-letters", f"reprocessed: {outcome}")
+    return back("/console/dead-letters", f"reprocessed: {outcome}")
 
 
 @router.get("/rules", response_class=HTMLResponse)
@@ -144,7 +146,7 @@ def rules(request: Request, principal: Annotated[Principal, Depends(console_user
     files = rules_editor.rule_files()
     chosen = lang or (files[0] if files else "")
     source = rules_editor.read(chosen) if chosen in files else ""
-    return _page(request, "rules.html", principal, files=files, lang=chosen, source=source, errors=[],
+    return render(request, "rules.html", principal, files=files, lang=chosen, source=source, errors=[],
                  notice=notice)
 
 
@@ -156,10 +158,10 @@ def save_rules(request: Request, principal: Annotated[Principal, Depends(console
         raise HTTPException(404, detail=f"no rules file for {lang!r}")
     errors = rules_editor.validate(lang, source)
     if errors or action != "save":
-        return _page(request, "rules.html", principal, files=rules_editor.rule_files(), lang=lang, source=source,
+        return render(request, "rules.html", principal, files=rules_editor.rule_files(), lang=lang, source=source,
                      errors=errors, notice="" if errors else "valid: not saved yet")
     rules_editor.save(lang, source, principal.name, utcnow())
-    return _back(f"/console/rules?lang={lang}", "saved: running pipelines pick the rules up without a restart")
+    return back(f"/console/rules?lang={lang}", "saved: running pipelines pick the rules up without a restart")
 
 
 def due_label(due: datetime, now: datetime) -> str:

@@ -156,3 +156,44 @@ def test_counters(console: TestClient, tokens: dict[str, str], add_ticket: Calla
     assert counters["open"] == 2
     assert counters["by_urgency"] == {"critical": 1, "high": 1, "normal": 0, "low": 0}
     assert counters["overdue"] == 2  # the factory's SLA times are in 2026-11-20
+
+
+class _SavedModel:
+    def save(self, path) -> None:  # type: ignore[no-untyped-def]
+        path.mkdir(parents=True)
+        (path / "weights").write_text("fake")
+
+
+def test_classifiers_page_promotes_and_shadows(console: TestClient, tokens: dict[str, str], engine: Engine,
+                                               tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from classifiers.control import read_control
+    from classifiers.models import ModelMetadata, ModelStore
+
+    monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    store = ModelStore()
+    metrics = {"n": 10, "accuracy": 0.9, "macro_f1": 0.85,
+               "per_class": {"complaint": {"precision": 1.0, "recall": 0.8, "f1": 0.889, "support": 5}},
+               "per_language": {"en": {"accuracy": 0.9, "n": 10}},
+               "confusion": {"labels": ["complaint", "praise"], "matrix": [[4, 1], [0, 5]]},
+               "worst_mistakes": [{"text": "<b>meh</b>", "lang": "en", "gold": "complaint", "predicted": "praise",
+                                   "confidence": 0.61}]}
+    for name in ("v1", "v2"):
+        store.save(name, _SavedModel(), ModelMetadata(name, "type", ["complaint", "praise"], "sha256:x", 10, 0,
+                                                      f"2026-11-2{name[1]}T00:00:00+00:00", metrics=metrics))
+    sign_in(console, tokens["operator"])
+    page = console.get("/console/classifiers?version=v1")
+    assert page.status_code == 200
+    assert 'class="shade8">5</td>' in page.text and "&lt;b&gt;meh&lt;/b&gt;" in page.text
+    csrf = csrf_of(page.text)
+    answer = console.post("/console/classifiers", data={"action": "promote", "version": "v2", "csrf": csrf})
+    assert answer.status_code == 303
+    assert "active%3A+v2" in answer.headers["location"] or "active: v2" in answer.headers["location"]
+    console.post("/console/classifiers", data={"action": "shadow", "version": "v1", "csrf": csrf})
+    assert (store.active(), store.shadow()) == ("v2", "v1")
+    with engine.connect() as conn:
+        control = read_control(conn)
+    assert control is not None and (control.active_version, control.shadow_version) == ("v2", "v1")
+    console.post("/console/classifiers", data={"action": "rollback", "csrf": csrf})
+    assert store.active() is None
+    bad = console.post("/console/classifiers", data={"action": "promote", "version": "nope", "csrf": csrf})
+    assert bad.status_code == 303 and "nope" in bad.headers["location"]
