@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException, Request
 from sqlalchemy import Engine, text
 
-from downstream.api import customers, deadletters, tickets
+from downstream.api import classifier_versions, customers, deadletters, tickets
 from downstream.api.schemas import Health
 from pipeline.config import Settings
 from pipeline.store.database import make_engine
@@ -21,7 +21,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
                               "subscriber.")
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.store.url)
-    for module in (tickets, customers, deadletters):
+    for module in (tickets, customers, deadletters, classifier_versions):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -94,6 +94,26 @@ class StatusChange(_Strict):
     status: SettableStatus
 
 
+Category = Literal["product", "delivery", "billing", "service", "misleading", "resolution_delay", "unwanted_contact",
+                   "account_security", "other"]
+
+
+class Relabel(_Strict):
+    """An operator's labels for the ticket; also stored as a correction of one message (training data)."""
+
+    type: TicketType
+    category: Category | None = Field(None, description="complaints only")
+    urgency: Urgency | None = Field(None, description="left as it is when not given")
+    message_id: int | None = Field(None, description="the message the correction is about; default: the message "
+                                                     "that opened the ticket")
+
+
+class Relabelled(BaseModel):
+    ticket: Ticket
+    event_id: str | None = Field(description="the `ticket.reclassified` event; null when the labels were already so")
+    correction_id: int
+
+
 class StatusChanged(BaseModel):
     ticket: Ticket
     event_id: str | None = Field(description="the outbox event written; null when the status was already so")

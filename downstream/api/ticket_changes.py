@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from pipeline.events import TicketEvent, event_id
+from classifiers.labels import URGENCIES
+from pipeline.config import SlaConfig
+from pipeline.events import EventType, outbox_row, ticket_event
+from pipeline.stages.ticketing import sla_due
 from pipeline.store.schema import OPEN_STATUSES, ticket_events, tickets
 
 
@@ -27,19 +30,12 @@ def locked_ticket(conn: Connection, number: str) -> dict[str, Any]:
     return dict(row)
 
 
-def write_event(conn: Connection, ticket: dict[str, Any], kind: str, changes: dict[str, list[str | None]],
+def write_event(conn: Connection, ticket: dict[str, Any], kind: EventType, changes: dict[str, list[str | None]],
                 now: datetime) -> str:
-    """Append one event about `ticket` (as it is now) to the outbox; the model check keeps it to the schema."""
-    snapshot = {k: ticket[k] for k in ("number", "customer_id", "status", "type", "category", "urgency", "language",
-                                       "channel", "subject", "message_count", "repeat_count", "sla_due_at",
-                                       "created_at", "updated_at")}
-    event = TicketEvent(event_id=event_id(f"api:{uuid.uuid4()}", f"{kind}:{ticket['id']}"), type=kind,
-                        occurred_at=now, ticket=snapshot, changes=changes)  # type: ignore[arg-type]
-    payload = event.model_dump(mode="json")
-    conn.execute(insert(ticket_events).values(event_id=event.event_id, ticket_id=ticket["id"],
-                                              ticket_number=ticket["number"], type=kind, occurred_at=now,
-                                              payload=payload))
-    return event.event_id
+    """Append one event about `ticket` (as it is now) to the outbox; its id is fixed by this request."""
+    event = ticket_event(kind, ticket, f"api:{uuid.uuid4()}", now, changes=changes)
+    conn.execute(insert(ticket_events).values(outbox_row(event, ticket["id"], now)))
+    return str(event["event_id"])
 
 
 def change_status(conn: Connection, number: str, status: str, now: datetime) -> tuple[dict[str, Any], str | None]:
@@ -59,3 +55,22 @@ def change_status(conn: Connection, number: str, status: str, now: datetime) -> 
     conn.execute(update(tickets).where(tickets.c.id == ticket["id"]).values(status=status, updated_at=now))
     ticket |= {"status": status, "updated_at": now}
     return ticket, write_event(conn, ticket, "ticket.status_changed", {"status": [before, status]}, now)
+
+
+def relabel(conn: Connection, number: str, labels: dict[str, str | None], sla: SlaConfig,
+            now: datetime) -> tuple[dict[str, Any], str | None]:
+    """Set the ticket's type, category and (when given) urgency as an operator decided; a new urgency
+    moves the SLA due time to what that urgency allows from the ticket's opening. Writes
+    `ticket.reclassified` with what changed; (ticket, None) when nothing did."""
+    ticket = locked_ticket(conn, number)
+    wanted = {k: v for k, v in labels.items() if k != "urgency" or v is not None}
+    changes = {k: [ticket[k], v] for k, v in wanted.items() if ticket[k] != v}
+    if not changes:
+        return ticket, None
+    values: dict[str, Any] = {k: v for k, (_, v) in changes.items()} | {"updated_at": now}
+    if "urgency" in changes:
+        assert wanted["urgency"] in URGENCIES
+        values["sla_due_at"] = sla_due(ticket["created_at"], str(wanted["urgency"]), sla)
+    conn.execute(update(tickets).where(tickets.c.id == ticket["id"]).values(values))
+    ticket |= values
+    return ticket, write_event(conn, ticket, "ticket.reclassified", changes, now)

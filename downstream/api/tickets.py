@@ -11,6 +11,8 @@ from sqlalchemy import select
 from downstream.api.auth import READERS, WRITERS, require_role
 from downstream.api.schemas import (
     Message,
+    Relabel,
+    Relabelled,
     StatusChange,
     StatusChanged,
     Ticket,
@@ -19,8 +21,9 @@ from downstream.api.schemas import (
     TicketQuery,
 )
 from downstream.api.store import ReadConnection
-from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status
+from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status, relabel
 from downstream.api.ticket_queries import CursorError, TicketFilter, ticket_page
+from downstream.api.tokens import Principal
 from pipeline.envelope import utcnow
 from pipeline.store.schema import messages, tickets
 
@@ -83,3 +86,41 @@ def post_status(request: Request, number: str, change: StatusChange,
     except TicketConflict as exc:
         raise HTTPException(409, detail=str(exc)) from exc
     return {"ticket": Ticket.model_validate(ticket), "event_id": event, "changed": event is not None}
+
+
+def _body_error(field: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+@router.post("/{number}/labels", response_model=Relabelled)
+def post_labels(request: Request, number: str, body: Relabel,
+                principal: Annotated[Principal, Depends(require_role(*WRITERS))]) -> dict[str, Any]:
+    """Relabel the ticket: the correction is stored for training (`train --with-corrections`), then the
+    ticket's labels change with a `ticket.reclassified` event in the same transaction."""
+    from classifiers.corrections import CorrectionError, record_correction
+
+    engine = request.app.state.engine
+    with engine.connect() as conn:
+        ticket_id = conn.execute(select(tickets.c.id).where(tickets.c.number == number)).scalar()
+        if ticket_id is None:
+            raise HTTPException(404, detail=f"no ticket {number}")
+        ours = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
+        if body.message_id is not None:
+            ours = ours.where(messages.c.id == body.message_id)
+        message_id = conn.execute(ours.order_by(messages.c.received_at, messages.c.id).limit(1)).scalar()
+    if message_id is None:
+        raise _body_error("message_id", f"no message {body.message_id} on ticket {number}")
+    if body.category is not None and body.type != "complaint":
+        raise _body_error("category", "only complaints have a category")
+    try:
+        correction = record_correction(engine, message_id, body.type, body.category, body.urgency,
+                                       by=principal.name)
+    except CorrectionError as exc:
+        raise _body_error("type", str(exc)) from exc
+    labels = {"type": body.type, "category": body.category, "urgency": body.urgency}
+    try:
+        with engine.begin() as conn:
+            ticket, event = relabel(conn, number, labels, request.app.state.settings.pipeline.sla_hours, utcnow())
+    except TicketNotFound as exc:
+        raise HTTPException(404, detail=f"no ticket {number}") from exc
+    return {"ticket": Ticket.model_validate(ticket), "event_id": event, "correction_id": correction.id}

@@ -1,0 +1,100 @@
+"""Relabel (correction stored for training + ticket.reclassified) and classifier versions through the API."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from classifiers.control import read_control
+from classifiers.models import ModelMetadata, ModelStore
+from pipeline.events import TicketEvent
+from pipeline.store.operator_schema import label_corrections
+from pipeline.store.schema import messages, ticket_events, tickets
+
+
+def _ticket(client: TestClient, auth, processor, record) -> dict:  # type: ignore[no-untyped-def]
+    processor.process([record("Thank you so much, lovely service", "eva")])
+    return client.get("/v1/tickets", headers=auth("viewer")).json()["items"][0]
+
+
+def test_relabel_stores_the_correction_and_the_event(client: TestClient, auth, engine: Engine, processor,  # type: ignore[no-untyped-def]
+                                                      record) -> None:
+    ticket = _ticket(client, auth, processor, record)
+    body = {"type": "complaint", "category": "service", "urgency": "high"}
+    response = client.post(f"/v1/tickets/{ticket['number']}/labels", json=body, headers=auth("operator"))
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert (out["ticket"]["type"], out["ticket"]["category"], out["ticket"]["urgency"]) == ("complaint", "service",
+                                                                                            "high")
+    with engine.connect() as conn:
+        correction = conn.execute(select(label_corrections)).mappings().one()
+        message_id = conn.execute(select(messages.c.id)).scalar_one()
+        payload = conn.execute(select(ticket_events.c.payload).where(
+            ticket_events.c.event_id == out["event_id"])).scalar_one()
+        due, created = conn.execute(select(tickets.c.sla_due_at, tickets.c.created_at)).one()
+    assert correction["id"] == out["correction_id"] and correction["message_id"] == message_id
+    assert correction["corrected_by"] == "test-operator" and correction["type"] == "complaint"
+    event = TicketEvent.model_validate(payload)
+    assert event.type == "ticket.reclassified" and event.changes["type"] == [ticket["type"], "complaint"]
+    assert event.changes["urgency"] == [ticket["urgency"], "high"]
+    assert (due - created).total_seconds() == 24 * 3600  # high: the default SLA from the ticket's opening
+    again = client.post(f"/v1/tickets/{ticket['number']}/labels", json=body, headers=auth("operator")).json()
+    assert again["event_id"] is None  # nothing changed, no event; the correction is still recorded
+    assert again["correction_id"] != out["correction_id"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"type": "praise", "category": "billing"}, "category"),
+    ({"type": "complaint", "category": "weather"}, "category"),
+    ({"type": "angry"}, "type"),
+    ({"type": "praise", "message_id": 999999}, "message_id"),
+    ({"type": "praise", "urgency": "asap"}, "urgency"),
+])
+def test_bad_relabels_are_422(client: TestClient, auth, processor, record, body, field) -> None:  # type: ignore[no-untyped-def]
+    ticket = _ticket(client, auth, processor, record)
+    response = client.post(f"/v1/tickets/{ticket['number']}/labels", json=body, headers=auth("operator"))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:2] == ["body", field]
+
+
+def test_relabel_needs_operator(client: TestClient, auth, processor, record) -> None:  # type: ignore[no-untyped-def]
+    ticket = _ticket(client, auth, processor, record)
+    path = f"/v1/tickets/{ticket['number']}/labels"
+    assert client.post(path, json={"type": "spam"}, headers=auth("viewer")).status_code == 403
+    assert client.post("/v1/tickets/NOPE-1/labels", json={"type": "spam"}, headers=auth("operator")).status_code == 404
+
+
+class _FakeModel:
+    def save(self, path):  # type: ignore[no-untyped-def]
+        path.mkdir(parents=True)
+        (path / "weights").write_text("w")
+
+
+def test_classifier_versions_promote_rollback_shadow(client: TestClient, auth, engine: Engine, tmp_path,  # type: ignore[no-untyped-def]
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    store = ModelStore()
+    for name in ("v1", "v2"):
+        store.save(name, _FakeModel(), ModelMetadata(version=name, task="type", labels=["complaint", "praise"],
+                                                     data_hash="sha256:x", n_examples=10, seed=0,
+                                                     created_at=f"2026-01-0{name[-1]}", metrics={"accuracy": 0.9}))
+    listed = client.get("/v1/classifiers", headers=auth("viewer")).json()
+    assert [v["version"] for v in listed["versions"]] == ["v1", "v2"] and listed["active"] is None
+    assert listed["versions"][0]["metrics"] == {"accuracy": 0.9}
+    assert client.post("/v1/classifiers/promote", json={"version": "v1"}, headers=auth("operator")).status_code == 403
+    for version in ("v1", "v2"):
+        promoted = client.post("/v1/classifiers/promote", json={"version": version}, headers=auth("admin"))
+        assert promoted.status_code == 200 and promoted.json()["active"] == version
+    with engine.connect() as conn:
+        assert read_control(conn).active_version == "v2"  # type: ignore[union-attr]
+    rolled = client.post("/v1/classifiers/rollback", headers=auth("admin")).json()
+    assert rolled["active"] == "v1" and ModelStore().active() == "v1"
+    assert client.post("/v1/classifiers/shadow", json={"version": "v2"}, headers=auth("admin")).json()["shadow"] == "v2"
+    with engine.connect() as conn:
+        state = read_control(conn)
+    assert state is not None and (state.active_version, state.shadow_version) == ("v1", "v2")
+    missing = client.post("/v1/classifiers/promote", json={"version": "v9"}, headers=auth("admin"))
+    assert missing.status_code == 404
+    bad = client.post("/v1/classifiers/promote", json={"version": None}, headers=auth("admin"))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "version"]
