@@ -97,6 +97,21 @@ def record_events(conn: Connection, events: Sequence[StreamEvent], subscriptions
     return touched
 
 
+def _lease(conn: Connection, ids: Sequence[int], now: datetime, lease_s: float) -> list[ClaimedDelivery]:
+    """Take the lease on those still pending and free (another dispatcher may have got there first)."""
+    free = or_(d.c.lease_until.is_(None), d.c.lease_until < now)
+    won = conn.execute(update(d).where(d.c.id.in_(ids), d.c.status == PENDING, free)
+                       .values(lease_until=now + timedelta(seconds=lease_s)).returning(d.c.id)).scalars().all()
+    if not won:
+        return []
+    rows = conn.execute(select(d.c.id, d.c.delivery_id, d.c.event_id, d.c.ticket_number, d.c.attempts,
+                               d.c.first_attempt_at, webhook_events.c.type, webhook_events.c.body)
+                        .join(webhook_events, webhook_events.c.event_id == d.c.event_id)
+                        .where(d.c.id.in_(won)).order_by(d.c.id))
+    return [ClaimedDelivery(r.id, r.delivery_id, r.event_id, r.type, r.ticket_number, r.attempts,
+                            r.first_attempt_at, r.body) for r in rows]
+
+
 def claim_due(engine: Engine, subscription_id: int, limit: int, lease_s: float,
               now: datetime | None = None) -> list[ClaimedDelivery]:
     """Claim up to `limit` due deliveries, each the oldest pending one of its ticket."""
@@ -107,39 +122,50 @@ def claim_due(engine: Engine, subscription_id: int, limit: int, lease_s: float,
     with engine.begin() as conn:
         due = conn.execute(select(d.c.id).where(d.c.id.in_(heads), d.c.next_attempt_at <= now, free)
                            .order_by(d.c.id).limit(limit)).scalars().all()
-        if not due:
-            return []
-        # status and lease are checked again on the row: another dispatcher may have got there first
-        won = conn.execute(update(d).where(d.c.id.in_(due), d.c.status == PENDING, free)
-                           .values(lease_until=now + timedelta(seconds=lease_s)).returning(d.c.id)).scalars().all()
-        if not won:
-            return []
-        rows = conn.execute(select(d.c.id, d.c.delivery_id, d.c.event_id, d.c.ticket_number, d.c.attempts,
-                                   d.c.first_attempt_at, webhook_events.c.type, webhook_events.c.body)
-                            .join(webhook_events, webhook_events.c.event_id == d.c.event_id)
-                            .where(d.c.id.in_(won)).order_by(d.c.id))
-        return [ClaimedDelivery(r.id, r.delivery_id, r.event_id, r.type, r.ticket_number, r.attempts,
-                                r.first_attempt_at, r.body) for r in rows]
+        return _lease(conn, due, now, lease_s) if due else []
+
+
+def record_delivered(conn: Connection, claimed: ClaimedDelivery, status: int, now: datetime | None = None,
+                     retry_waiting_now: bool = False, claim_next_s: float | None = None) -> ClaimedDelivery | None:
+    """Record the success, in the caller's transaction. With `retry_waiting_now` (the receiver was
+    failing and is back), the subscription's deliveries waiting for a retry are made due now instead
+    of at their backoff time. With `claim_next_s`, the ticket's next delivery is claimed for that long
+    and returned if it is due, so a ticket's backlog goes out without a round through the scheduler."""
+    now = now or utcnow()
+    subscription_id = conn.execute(update(d).where(d.c.id == claimed.id).values(
+        status=DELIVERED, attempts=claimed.attempts + 1, last_status=status, last_error=None, lease_until=None,
+        first_attempt_at=claimed.first_attempt_at or now, last_attempt_at=now, delivered_at=now)
+        .returning(d.c.subscription_id)).scalar_one()
+    if retry_waiting_now:
+        conn.execute(update(d).where(d.c.subscription_id == subscription_id, d.c.status == PENDING,
+                                     d.c.attempts > 0, d.c.next_attempt_at > now).values(next_attempt_at=now))
+    if claim_next_s is None:
+        return None
+    following = conn.execute(select(d.c.id, d.c.next_attempt_at).where(
+        d.c.subscription_id == subscription_id, d.c.ticket_number == claimed.ticket_number,
+        d.c.status == PENDING).order_by(d.c.id).limit(1)).one_or_none()
+    if following is None or following.next_attempt_at > now:
+        return None
+    claimed_next = _lease(conn, [following.id], now, claim_next_s)
+    return claimed_next[0] if claimed_next else None
 
 
 def mark_delivered(engine: Engine, claimed: ClaimedDelivery, status: int, now: datetime | None = None,
-                   retry_waiting_now: bool = False) -> None:
-    """Record the success. With `retry_waiting_now` (the receiver was failing and is back), the
-    subscription's deliveries waiting for a retry are made due now instead of at their backoff time."""
-    now = now or utcnow()
+                   retry_waiting_now: bool = False, claim_next_s: float | None = None) -> ClaimedDelivery | None:
     with engine.begin() as conn:
-        conn.execute(update(d).where(d.c.id == claimed.id).values(
-            status=DELIVERED, attempts=claimed.attempts + 1, last_status=status, last_error=None, lease_until=None,
-            first_attempt_at=claimed.first_attempt_at or now, last_attempt_at=now, delivered_at=now))
-        if retry_waiting_now:
-            subscription = select(d.c.subscription_id).where(d.c.id == claimed.id).scalar_subquery()
-            conn.execute(update(d).where(d.c.subscription_id == subscription, d.c.status == PENDING,
-                                         d.c.attempts > 0, d.c.next_attempt_at > now).values(next_attempt_at=now))
+        return record_delivered(conn, claimed, status, now, retry_waiting_now, claim_next_s)
 
 
-def mark_failed(engine: Engine, claimed: ClaimedDelivery, status: int | None, error: str, policy: RetryPolicy,
-                now: datetime | None = None) -> bool:
-    """Record a failed attempt: retry after the policy's delay, or dead-letter it. Returns True if dead."""
+def release(engine: Engine, claimed: ClaimedDelivery) -> None:
+    """Give a claimed delivery back unattempted (the worker is stopping)."""
+    with engine.begin() as conn:
+        conn.execute(update(d).where(d.c.id == claimed.id, d.c.status == PENDING).values(lease_until=None))
+
+
+def record_failure(conn: Connection, claimed: ClaimedDelivery, status: int | None, error: str,
+                   policy: RetryPolicy, now: datetime | None = None) -> bool:
+    """Record a failed attempt in the caller's transaction: retry after the policy's delay, or
+    dead-letter it. Returns True if dead."""
     now = now or utcnow()
     first = claimed.first_attempt_at or now
     attempts = claimed.attempts + 1
@@ -150,9 +176,14 @@ def mark_failed(engine: Engine, claimed: ClaimedDelivery, status: int | None, er
         values.update(status=DEAD, dead_at=now)
     else:
         values["next_attempt_at"] = now + timedelta(seconds=policy.delay_s(attempts))
-    with engine.begin() as conn:
-        conn.execute(update(d).where(d.c.id == claimed.id, d.c.status == PENDING).values(**values))
+    conn.execute(update(d).where(d.c.id == claimed.id, d.c.status == PENDING).values(**values))
     return dead
+
+
+def mark_failed(engine: Engine, claimed: ClaimedDelivery, status: int | None, error: str, policy: RetryPolicy,
+                now: datetime | None = None) -> bool:
+    with engine.begin() as conn:
+        return record_failure(conn, claimed, status, error, policy, now)
 
 
 def list_deliveries(engine: Engine, subscription_id: int | None = None, status: str | None = None,

@@ -15,15 +15,9 @@ import httpx
 from sqlalchemy import Engine
 
 from downstream.webhooks.config import WebhooksConfig
-from downstream.webhooks.deliveries import (
-    ClaimedDelivery,
-    StreamEvent,
-    claim_due,
-    mark_delivered,
-    mark_failed,
-    record_events,
-)
+from downstream.webhooks.deliveries import ClaimedDelivery, StreamEvent, claim_due, record_events, release
 from downstream.webhooks.delivery import attempt
+from downstream.webhooks.recorder import OutcomeRecorder
 from downstream.webhooks.sources import Ingest, InTransaction
 from downstream.webhooks.subscriptions import Subscription, active_subscriptions, list_subscriptions
 
@@ -72,8 +66,9 @@ async def _store_retrying(action: Callable[[], Any], what: str, attempts: int = 
 
 class SubscriptionWorker:
     def __init__(self, engine: Engine, subscription: Subscription, cfg: WebhooksConfig, stats: DispatcherStats,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 recorder: OutcomeRecorder, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.engine = engine
+        self.recorder = recorder
         self.subscription = subscription
         self.cfg = cfg
         self.stats = stats
@@ -120,28 +115,29 @@ class SubscriptionWorker:
         await self._client.aclose()
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
+        """Attempt it; on success go on with the same ticket's next delivery while one is due."""
+        following: ClaimedDelivery | None = delivery
+        while following is not None and not self.stop.is_set():
+            following = await self._attempt(following)
+        if following is not None:
+            await _store_retrying(lambda: release(self.engine, following), f"releasing {following.delivery_id}")
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> ClaimedDelivery | None:
         sub = self.subscription
         result = await attempt(self._client, sub, delivery, self.cfg.timeout_s, self.cfg.user_agent)
         self.stats.count(sub.id, "attempts")
         if result.ok:
             pull_forward, self.failing = self.failing, False
-            await _store_retrying(lambda: mark_delivered(self.engine, delivery, result.status or 200,
-                                                         retry_waiting_now=pull_forward),
-                                  f"recording delivery {delivery.delivery_id}")
+            following = await self.recorder.delivered(delivery, result.status or 200, pull_forward)
             self.stats.count(sub.id, "delivered")
-            return
+            return following
         self.failing = True
         self.stats.count(sub.id, "failed_attempts")
-        dead = [False]
-
-        def record() -> None:
-            dead[0] = mark_failed(self.engine, delivery, result.status, result.error, self.cfg.retry)
-
-        await _store_retrying(record, f"recording the failure of {delivery.delivery_id}")
-        if dead[0]:
+        if await self.recorder.failed(delivery, result.status, result.error):
             self.stats.count(sub.id, "dead")
             log.warning("subscription %d: delivery %s (event %s) dead after %d attempts: %s", sub.id,
                         delivery.delivery_id, delivery.event_id, delivery.attempts + 1, result.error)
+        return None
 
 
 class WebhookDispatcher:
@@ -152,6 +148,7 @@ class WebhookDispatcher:
         self.source = source
         self.transport = transport
         self.stats = DispatcherStats()
+        self.recorder = OutcomeRecorder(engine, cfg.retry, cfg.lease_s)
         self._workers: dict[int, tuple[SubscriptionWorker, asyncio.Task[None]]] = {}
 
     def _record(self, events: list[StreamEvent], in_tx: InTransaction | None) -> set[int]:
@@ -190,7 +187,8 @@ class WebhookDispatcher:
         await self._stop_workers(changed)
         for sid, subscription in wanted.items():
             if sid not in self._workers:
-                worker = SubscriptionWorker(self.engine, subscription, self.cfg, self.stats, self.transport)
+                worker = SubscriptionWorker(self.engine, subscription, self.cfg, self.stats, self.recorder,
+                                            self.transport)
                 self._workers[sid] = (worker, asyncio.create_task(worker.run(), name=f"webhooks-{sid}"))
 
     async def _stop_workers(self, ids: list[int]) -> None:

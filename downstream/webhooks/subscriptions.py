@@ -27,9 +27,9 @@ class SubscriptionError(ValueError):
 def check_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https"):
-        raise SubscriptionError(f"url: scheme must be http or https, not {parts.scheme or 'missing'!r}")
+        raise SubscriptionError(f"the scheme must be http or https, not {parts.scheme or 'missing'!r}")
     if not parts.hostname:
-        raise SubscriptionError("url: a host is required")
+        raise SubscriptionError("a host is required")
     return url.strip()
 
 

@@ -20,6 +20,7 @@ from downstream.webhooks.deliveries import (
     mark_failed,
     record_events,
     redeliver,
+    release,
 )
 from downstream.webhooks.subscriptions import (
     SubscriptionError,
@@ -109,6 +110,18 @@ def test_only_the_oldest_pending_delivery_of_a_ticket_is_claimed(engine):
     mark_delivered(engine, first[0], 200)
     [second] = claim_due(engine, sub.id, 10, lease_s=30)
     assert json.loads(second.body)["ticket"]["subject"] == "seq 1"
+
+
+def test_a_success_can_claim_the_tickets_next_delivery_at_once(engine):
+    sub = create_subscription(engine, SubscriptionSpec(url="https://a.example/h"))
+    record(engine, [ticket_event("T1", 0), ticket_event("T1", 1), ticket_event("T2", 0)])
+    [t1, t2] = claim_due(engine, sub.id, 10, lease_s=30)
+    following = mark_delivered(engine, t1, 200, claim_next_s=30)
+    assert following is not None and json.loads(following.body)["ticket"]["subject"] == "seq 1"
+    assert claim_due(engine, sub.id, 10, lease_s=30) == []  # T1#1 is leased to us, T2 still in flight
+    assert mark_delivered(engine, t2, 200, claim_next_s=30) is None  # T2 has nothing more
+    release(engine, following)
+    assert [c.id for c in claim_due(engine, sub.id, 10, lease_s=30)] == [following.id]
 
 
 def test_a_crashed_dispatchers_lease_runs_out(engine):

@@ -1,0 +1,181 @@
+"""`intake webhooks ...`: subscriptions, deliveries and dead letters, redelivery, and the dispatcher.
+Registered in pipeline/cli.py with `main.add_command(webhooks_group)`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from downstream.webhooks.config import WebhooksConfig
+from pipeline.config import ConfigError, Settings, load_settings
+
+_config_option = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                              help="YAML settings file (default: ./config.yaml if present)")
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config or ("config.yaml" if Path("config.yaml").is_file() else None))
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def webhooks_config(settings: Settings, override_file: str | None = None) -> WebhooksConfig:
+    """The `webhooks:` section of the settings, or a YAML file holding just that section."""
+    if override_file is None:
+        return getattr(settings, "webhooks", None) or WebhooksConfig()
+    try:
+        return WebhooksConfig.model_validate(yaml.safe_load(Path(override_file).read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        click.echo(f"error: {override_file}: {exc}", err=True)
+        sys.exit(2)
+
+
+def _engine(settings: Settings) -> Engine:
+    from pipeline.store.database import make_engine, upgrade
+
+    upgrade(settings.store.url)
+    return make_engine(settings.store.url)
+
+
+def _echo_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo("  ".join(str(row.get(c, "")) for c in columns))
+
+
+@click.group("webhooks")
+def webhooks_group() -> None:
+    """Webhook subscriptions, deliveries, dead letters and the dispatcher."""
+
+
+@webhooks_group.command("add")
+@click.argument("url")
+@click.option("--event", "event_types", multiple=True, help="event type to send (repeat; default: all)")
+@click.option("--urgency", "urgencies", multiple=True, help="ticket urgency to send (repeat; default: all)")
+@click.option("--secret", default=None, help="signing secret (default: generated and printed once)")
+@click.option("--description", default="")
+@_config_option
+def add(url: str, event_types: tuple[str, ...], urgencies: tuple[str, ...], secret: str | None, description: str,
+        config: str | None) -> None:
+    """Subscribe URL; prints the subscription with its secret as JSON."""
+    from downstream.webhooks.subscriptions import SubscriptionSpec, create_subscription
+
+    try:
+        spec = SubscriptionSpec(url=url, event_types=event_types, urgencies=urgencies, secret=secret,
+                                description=description)
+    except ValidationError as exc:
+        for error in exc.errors():
+            click.echo(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", err=True)
+        sys.exit(2)
+    subscription = create_subscription(_engine(_settings(config)), spec)
+    click.echo(json.dumps({**subscription.public(), "secret": subscription.secret}))
+
+
+@webhooks_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_config_option
+def list_command(as_json: bool, config: str | None) -> None:
+    """Subscriptions (without secrets) with their delivery counts."""
+    from downstream.webhooks.deliveries import counts_by_status
+    from downstream.webhooks.subscriptions import list_subscriptions
+
+    engine = _engine(_settings(config))
+    rows = [{**s.public(), "deliveries": counts_by_status(engine, s.id)} for s in list_subscriptions(engine)]
+    _echo_rows(rows, as_json, ["id", "active", "url", "event_types", "urgencies", "deliveries"])
+
+
+@webhooks_group.command("pause")
+@click.argument("subscription_id", type=int)
+@_config_option
+def pause(subscription_id: int, config: str | None) -> None:
+    """Stop recording new deliveries for a subscription (pending ones wait)."""
+    _set_active(subscription_id, False, config)
+
+
+@webhooks_group.command("resume")
+@click.argument("subscription_id", type=int)
+@_config_option
+def resume(subscription_id: int, config: str | None) -> None:
+    _set_active(subscription_id, True, config)
+
+
+def _set_active(subscription_id: int, active: bool, config: str | None) -> None:
+    from downstream.webhooks.subscriptions import SubscriptionError, set_active
+
+    try:
+        click.echo(json.dumps(set_active(_engine(_settings(config)), subscription_id, active).public()))
+    except SubscriptionError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@webhooks_group.command("deliveries")
+@click.option("--subscription", "subscription_id", type=int, default=None)
+@click.option("--status", type=click.Choice(["pending", "delivered", "dead"]), default=None,
+              help="dead: the dead letters")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_config_option
+def deliveries(subscription_id: int | None, status: str | None, limit: int, as_json: bool,
+               config: str | None) -> None:
+    """Deliveries, newest first."""
+    from downstream.webhooks.deliveries import list_deliveries
+
+    rows = list_deliveries(_engine(_settings(config)), subscription_id, status, limit)
+    _echo_rows(rows, as_json, ["delivery_id", "subscription_id", "status", "attempts", "event_type",
+                               "ticket_number", "last_error"])
+
+
+@webhooks_group.command("redeliver")
+@click.argument("delivery_ids", nargs=-1)
+@click.option("--subscription", "subscription_id", type=int, default=None,
+              help="without delivery ids: every dead letter of this subscription")
+@_config_option
+def redeliver_command(delivery_ids: tuple[str, ...], subscription_id: int | None, config: str | None) -> None:
+    """Queue dead (or delivered) deliveries again; they keep their delivery ids."""
+    from downstream.webhooks.deliveries import redeliver
+
+    if not delivery_ids and subscription_id is None:
+        click.echo("error: give delivery ids or --subscription", err=True)
+        sys.exit(2)
+    click.echo(json.dumps({"queued": redeliver(_engine(_settings(config)), delivery_ids, subscription_id)}))
+
+
+@webhooks_group.command("run")
+@click.option("--webhooks-config", "webhooks_config_file", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="YAML with the webhooks section alone (overrides the settings' one)")
+@_config_option
+def run(webhooks_config_file: str | None, config: str | None) -> None:
+    """Deliver ticket events to the subscriptions until SIGTERM."""
+    from downstream.webhooks.dispatcher import WebhookDispatcher, make_source
+    from pipeline.logs import configure
+    from pipeline.service import install_signal_handlers
+
+    settings = _settings(config)
+    cfg = webhooks_config(settings, webhooks_config_file)
+    configure(settings.logging)
+    engine = _engine(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings.kafka)).run(stop)
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    webhooks_group()
