@@ -49,7 +49,7 @@ _QUOTED_WEIGHT = 0.25
 _NON_LATIN_WEIGHT = 3.0  # brand names and URLs put Latin letters into every script, rarely the reverse
 _MIN_RUN_LETTERS = 3
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _MIN_BLOCK_LETTERS = 20
 _SANITISE = re.compile(r"https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]|[\x00-\x08\x0b-\x1f\x7f]")
 _ODD_CHARS = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
@@ -222,7 +222,7 @@ class LanguageDetector:
         return LanguageResult(UNDETERMINED, 0.0, "unknown-script")
 
     def _cjk(self, span: str) -> LanguageResult:
-        kana = len(_KANA.findall(span))
+        kana = len(_KANA.findall(span)) if _KANA.search(span) else 0
         han = "".join(_HAN.findall(span))
         if kana and (kana >= 0.1 * (kana + len(han)) or kana + len(han) <= 12):
             return LanguageResult("ja", 0.99, "script")
@@ -327,6 +327,8 @@ def _margin(scores: list[float]) -> float:
 def _vi_pairs(words: list[str]) -> int:
     """How many neighbouring words form a frequent Vietnamese pair typed without diacritics."""
     firsts = _VI_PAIR_FIRSTS
+    if firsts.isdisjoint(words):
+        return 0
     return sum(1 for a, b in itertools.pairwise(words) if a in firsts and f"{a} {b}" in _VI_BARE_PAIRS)
 
 
