@@ -12,12 +12,14 @@ messages at half the measured throughput, from a separate process, while the pip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import platform
 import random
 import resource
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,8 +97,28 @@ async def _raw_loop(cfg: KafkaConfig, source: str, sink: str, n: int, producer: 
     return time.perf_counter() - (started or time.perf_counter())
 
 
+async def _wait_while_progressing(done: asyncio.Event, runner: asyncio.Task[None], seen: Callable[[], int], n: int,
+                                  stall_s: float) -> None:
+    """Wait for `done` as long as messages keep being processed: a loaded machine is slow, not stuck.
+    Fails when the runner stops early (with its error) or nothing is processed for `stall_s`."""
+    finished = asyncio.create_task(done.wait())
+    last, since = seen(), time.monotonic()
+    try:
+        while not done.is_set():
+            await asyncio.wait({finished, runner}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done() and not done.is_set():
+                runner.result()  # the runner's own error, if it failed
+                raise RuntimeError(f"the pipeline stopped after {seen()} of {n} messages")
+            if seen() != last:
+                last, since = seen(), time.monotonic()
+            elif time.monotonic() - since > stall_s:
+                raise TimeoutError(f"no message processed for {stall_s:.0f} s ({seen()} of {n} done)")
+    finally:
+        finished.cancel()
+
+
 async def _pipeline(settings: Settings, processor: Processor, producer: AIOKafkaProducer, n: int,
-                    pace: tuple[list[bytes], float] | None = None) -> tuple[float, list[float]]:
+                    pace: tuple[list[bytes], float] | None = None, stall_s: float = 300.0) -> tuple[float, list[float]]:
     """Seconds to process n messages (extrapolated over the first batch, which includes the group
     join), and each message's latency from its producer timestamp to the offset commit."""
     done = asyncio.Event()
@@ -121,9 +143,16 @@ async def _pipeline(settings: Settings, processor: Processor, producer: AIOKafka
         pacer = multiprocessing.get_context("spawn").Process(
             target=_paced_producer, args=(settings.kafka.bootstrap_servers, settings.kafka.topics.raw, *pace))
         pacer.start()
-    await asyncio.wait_for(done.wait(), timeout=600)
-    if pacer is not None:
-        pacer.join(30)
+    try:
+        await _wait_while_progressing(done, task, lambda: seen, n, stall_s)
+    except BaseException:
+        done.set()  # stop the runner, then report why the wait failed
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 60)
+        raise
+    finally:
+        if pacer is not None:
+            pacer.join(30)
     ended = time.perf_counter()
     await task
     if not first or seen <= first[0][1]:
