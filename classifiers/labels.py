@@ -20,6 +20,7 @@ class Labels:
     category: str | None
     urgency: str
     reasons: tuple[str, ...] = field(default=())
+    type_scores: tuple[tuple[str, float], ...] = field(default=())  # every type's rule score, for combining
 
     def as_dict(self) -> dict[str, object]:
         return {"type": self.type, "type_confidence": round(self.type_confidence, 3),

@@ -264,27 +264,61 @@ def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]
 
 
 _MASH = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}", re.IGNORECASE)
-_STUTTER = re.compile(r"(\w)\1{19,}|(\w{2,4})\2{5,}")
+_STUTTER = re.compile(r"(\w)\1{9,}|(\w{2,4})\2{5,}")
 _LAUGHTER = {"ha", "he", "hi", "hu", "ah", "eh", "ih", "haha", "hehe", "hihi", "kaka", "keke", "ja", "xa",
              "ха", "хе", "χα"}
 _URLISH = re.compile(r"https?://|www\.|\.(com|net|org|vn|ru|gr|cn)\b|@")
 _LETTER = re.compile(r"[^\W\d_]")
+_LATIN_RUN = re.compile(r"[a-z]+", re.IGNORECASE)
+_LONG_WORD = {"vi": 15}  # Vietnamese syllables have at most 7 letters: a 15-letter Latin run is not a word
+_ANY_LONG_WORD = 30
+_PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
+_NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
+# noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
+# or earn a reward is not a sincere message; alone it stays below the confidence where rules decide
+NOISE_WEIGHT = 6
+NOISE_CONFIDENCE = 0.6
 
 
-def gibberish(text: str) -> str | None:
+def _repeated_chunk(words: list[str]) -> str | None:
+    """A three-word chunk pasted over and over: the text is mostly copies of it."""
+    if len(words) < 12:
+        return None
+    counts: dict[tuple[str, ...], int] = defaultdict(int)
+    for i in range(len(words) - 2):
+        counts[tuple(words[i:i + 3])] += 1
+    chunk, n = max(counts.items(), key=lambda kv: kv[1])
+    return " ".join(chunk) if n >= 4 and n * 3 >= len(words) * 0.6 else None
+
+
+def gibberish(text: str, lang: str = "und") -> str | None:
     """The evidence that a text is noise rather than a message: keyboard mashing (six Latin
-    consonants in a row, at least three different ones: "luônnnnn" is emphasis, not noise), one
-    letter twenty times or a short unit six times over ("okokokokokok", not laughter), or
-    symbols without a single letter."""
+    consonants in a row, at least three different ones, or a Latin run far longer than any word
+    of the language), one letter ten times or a short unit six times over ("okokokokokok", not
+    laughter), the same few words pasted again and again, a flood of emoji, or symbols without a
+    single letter. Stretched letters up to nine ("luônnnnn") are emphasis, not noise."""
+    text = text[:_NOISE_SCAN]
     for match in _MASH.finditer(text):
         run = match.group(0).lower()
         token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
         if len(set(run)) >= 3 and not _URLISH.search(token):
             return f"keyboard mashing {token[:24]!r}"
+    longest = _LONG_WORD.get(lang, _ANY_LONG_WORD)
+    for match in _LATIN_RUN.finditer(text):
+        if len(match.group(0)) >= longest and len(set(match.group(0).lower())) >= 4:
+            token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
+            if not _URLISH.search(token):
+                return f"keyboard mashing {match.group(0)[:24]!r}"
     for match in _STUTTER.finditer(text):
         if (match.group(2) or "").lower() not in _LAUGHTER:
             return f"stutter {match.group(0)[:16]!r}"
+    chunk = _repeated_chunk(text.lower().split())
+    if chunk is not None:
+        return f"pasted over and over {chunk[:24]!r}"
     stripped = "".join(text.split())
+    pictographs = len(_PICTOGRAPH.findall(stripped))
+    if pictographs >= 10 and pictographs >= len(stripped) * 0.4:
+        return f"{pictographs} emoji"
     if len(stripped) >= 5 and not _LETTER.search(stripped):
         return f"no letters {stripped[:12]!r}"
     return None
@@ -311,9 +345,9 @@ class RuleClassifier:
         folded = fold(text)
         found = rules.matches(folded)
         type_scores, type_why = _score_types(folded, found, lang)
-        noise = gibberish(text)
+        noise = gibberish(text, lang)
         if noise is not None:
-            type_scores["spam"] += 4
+            type_scores["spam"] += NOISE_WEIGHT
             type_why["spam"].append(noise)
         signals, signal_why = _score(found["urgency"])
         for harm in ("safety", "security"):  # someone reporting harm is complaining, even in a question
@@ -329,8 +363,8 @@ class RuleClassifier:
             msg_type, best = ranked[0]
             total = sum(type_scores.values())
             confidence = round(best / total * min(1.0, 0.5 + best / 4), 3)
-            if msg_type == "spam" and noise is not None and best <= 4:  # noise alone is a weak signal
-                confidence = min(confidence, 0.4)
+            if msg_type == "spam" and noise is not None and best <= NOISE_WEIGHT:  # noise alone: a weaker signal
+                confidence = min(confidence, NOISE_CONFIDENCE)
             reasons.append(f"type {msg_type}: " + ", ".join(type_why[msg_type][:4]))
         else:
             msg_type, confidence = "inquiry", 0.2
@@ -360,7 +394,8 @@ class RuleClassifier:
         if vip:
             reasons.append("signal vip: customer is VIP")
         reasons.append(f"urgency {urgency}")
-        return Labels(msg_type, confidence, category, urgency, tuple(reasons))
+        scores = tuple((label, round(type_scores[label], 3)) for label in TYPES if type_scores.get(label))
+        return Labels(msg_type, confidence, category, urgency, tuple(reasons), scores)
 
 
 def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) -> str:
