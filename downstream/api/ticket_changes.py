@@ -63,6 +63,8 @@ def relabel(conn: Connection, number: str, labels: dict[str, str | None], sla: S
     moves the SLA due time to what that urgency allows from the ticket's opening. Writes
     `ticket.reclassified` with what changed; (ticket, None) when nothing did."""
     ticket = locked_ticket(conn, number)
+    if ticket["status"] == "merged":
+        raise TicketConflict(f"ticket {number} was merged into another: relabel that one")
     wanted = {k: v for k, v in labels.items() if k != "urgency" or v is not None}
     changes = {k: [ticket[k], v] for k, v in wanted.items() if ticket[k] != v}
     if not changes:

@@ -101,9 +101,12 @@ def post_labels(request: Request, number: str, body: Relabel,
 
     engine = request.app.state.engine
     with engine.connect() as conn:
-        ticket_id = conn.execute(select(tickets.c.id).where(tickets.c.number == number)).scalar()
-        if ticket_id is None:
+        found = conn.execute(select(tickets.c.id, tickets.c.status).where(tickets.c.number == number)).first()
+        if found is None:
             raise HTTPException(404, detail=f"no ticket {number}")
+        ticket_id = found.id
+        if found.status == "merged":  # refused before the correction is stored
+            raise HTTPException(409, detail=f"ticket {number} was merged into another: relabel that one")
         ours = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
         if body.message_id is not None:
             ours = ours.where(messages.c.id == body.message_id)
@@ -123,4 +126,6 @@ def post_labels(request: Request, number: str, body: Relabel,
             ticket, event = relabel(conn, number, labels, request.app.state.settings.pipeline.sla_hours, utcnow())
     except TicketNotFound as exc:
         raise HTTPException(404, detail=f"no ticket {number}") from exc
+    except TicketConflict as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
     return {"ticket": Ticket.model_validate(ticket), "event_id": event, "correction_id": correction.id}

@@ -65,6 +65,14 @@ def test_relabel_needs_operator(client: TestClient, auth, processor, record) -> 
     assert client.post("/v1/tickets/NOPE-1/labels", json={"type": "spam"}, headers=auth("operator")).status_code == 404
 
 
+def test_merged_ticket_is_not_relabelled(client: TestClient, auth, engine: Engine, add_ticket) -> None:  # type: ignore[no-untyped-def]
+    merged = add_ticket(status="merged")
+    response = client.post(f"/v1/tickets/{merged['number']}/labels", json={"type": "spam"}, headers=auth("operator"))
+    assert response.status_code == 409
+    with engine.connect() as conn:
+        assert conn.execute(select(label_corrections)).first() is None
+
+
 class _FakeModel:
     def save(self, path):  # type: ignore[no-untyped-def]
         path.mkdir(parents=True)
