@@ -41,6 +41,8 @@ _NGRAM_FLOOR = 1e-3
 _NGRAM_MIN_LETTERS = 15  # below this the n-grams add noise, not evidence
 _NGRAM_MARGIN = 3.0  # log10: words that far apart settle it without the n-grams
 _MAX_STATISTICAL_CHARS = 1_000
+_CACHED_SPAN_CHARS = 64
+_SPAN_CACHE_SIZE = 50_000
 _PRIOR_FLOOR = 0.1  # a language the prior never saw keeps this weight against 1.0 for the usual one
 # log10: a lead of 10x or more without the prior is clear evidence, and the prior is not even consulted
 # (its largest possible effect, log10((1 + 0.1) / 0.1) = 1.04, could not overturn it by much anyway)
@@ -138,6 +140,7 @@ class LanguageDetector:
         self._cyrillic_langs = tuple(self.words.langs[i] for i in self._cyrillic_idx)
         self._latin_langs = tuple(self.words.langs[i] for i in self._latin_idx)
         self._vi = self._latin_langs.index("vi") if "vi" in self._latin_langs else None
+        self._span_cache: dict[tuple[str, bool], LanguageResult] = {}  # short lines repeat: "ok", "thanks", brands
         for columns in (self._latin_idx, self._cyrillic_idx):
             self.words.warm(columns)
         self._ngram("warm up the n-gram tables")  # langdetect-rs builds them on first use: 20 ms, part of loading
@@ -233,6 +236,17 @@ class LanguageDetector:
 
     def _statistical(self, span: str, cyrillic: bool, prior: Mapping[str, float] | None) -> LanguageResult:
         """Softmax over the candidates of this script of words + n-grams + prior (log scores)."""
+        if prior or len(span) > _CACHED_SPAN_CHARS:
+            return self._score_span(span, cyrillic, prior)
+        key = (span, cyrillic)
+        found = self._span_cache.get(key)
+        if found is None:
+            found = self._score_span(span, cyrillic, None)
+            if len(self._span_cache) < _SPAN_CACHE_SIZE:
+                self._span_cache[key] = found
+        return found
+
+    def _score_span(self, span: str, cyrillic: bool, prior: Mapping[str, float] | None) -> LanguageResult:
         columns = self._cyrillic_idx if cyrillic else self._latin_idx
         if not columns:
             return LanguageResult(UNDETERMINED, 0.0, "no-candidate")
