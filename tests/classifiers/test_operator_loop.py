@@ -254,3 +254,22 @@ def test_stage_worker_process_classifies_with_the_model_and_reports_disagreement
     assert any(": model v1 p=" in r for r in stored_reasons(engine)[0])
     found = list_disagreements(engine)
     assert len(found) == 1 and found[0]["message_id"] is not None
+
+
+def test_the_batch_path_answers_as_combine_does(models):
+    from classifiers.active_model import load_version
+    from classifiers.combine import CombinedClassifier, Message
+    from classifiers.live import LiveClassifier, Request, Snapshot
+    from classifiers.rules import RuleClassifier
+
+    rules, loaded = RuleClassifier(), load_version(models, "v1")
+    texts = [(NO_CUE, "zh"), ("The charger caught fire and burned my hand", "en"), ("", "en"),
+             ("sản phẩm tuyệt vời, giao hàng nhanh", "vi"), ("товар сервис", "ru"), ("BUY NOW cheap www.x.com", "en")]
+    live = LiveClassifier(Snapshot(rules, "", loaded, None))
+    answers, _ = live.classify([Request(t, lang) for t, lang in texts])
+    expected = CombinedClassifier(rules, loaded.model, "v1", "type").classify([Message(t, lang) for t, lang in texts])
+    fields = ("type", "type_confidence", "type_source", "category", "urgency")
+    assert [{f: a[f] for f in fields} for a in answers] == [{f: e[f] for f in fields} for e in expected]
+    decided = answers[1]  # safety cues: the rules decide, and the model was not asked
+    assert decided["type_source"] == "rules" and decided["reasons"][-1].endswith("model v1 not asked")
+    assert answers[0]["type_source"] == "model:v1"
