@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES
 from pipeline.store.operator_schema import label_corrections
@@ -55,20 +55,27 @@ def record_correction(engine: Engine, message_id: int, type_: str, category: str
                       urgency: str | None = None, by: str = "", at: datetime | None = None) -> Correction:
     """Store an operator's labels for a stored message. Raises CorrectionError for an unknown label
     or message id."""
+    with engine.begin() as conn:
+        return store_correction(conn, message_id, type_, category, urgency, by, at)
+
+
+def store_correction(conn: Connection, message_id: int, type_: str, category: str | None = None,
+                     urgency: str | None = None, by: str = "", at: datetime | None = None) -> Correction:
+    """`record_correction` inside the caller's transaction (a ticket relabel stores it with the
+    ticket's change and its event, all or nothing)."""
     _check(type_, category, urgency, by)
     at = at or datetime.now(UTC)
-    with engine.begin() as conn:
-        msg = conn.execute(select(messages.c.id, messages.c.ticket_id, messages.c.subject, messages.c.text,
-                                  messages.c.language, messages.c.type, messages.c.category, messages.c.urgency)
-                           .where(messages.c.id == message_id)).first()
-        if msg is None:
-            raise CorrectionError(f"no message with id {message_id}")
-        previous = {"type": msg.type, "category": msg.category, "urgency": msg.urgency}
-        text = f"{msg.subject}\n{msg.text}" if msg.subject else msg.text  # what the classifier read
-        new_id = conn.execute(insert(label_corrections).values(
-            message_id=msg.id, ticket_id=msg.ticket_id, text=text, language=msg.language, type=type_,
-            category=category, urgency=urgency, previous=previous, corrected_by=by.strip()[:100],
-            corrected_at=at).returning(label_corrections.c.id)).scalar_one()
+    msg = conn.execute(select(messages.c.id, messages.c.ticket_id, messages.c.subject, messages.c.text,
+                              messages.c.language, messages.c.type, messages.c.category, messages.c.urgency)
+                       .where(messages.c.id == message_id)).first()
+    if msg is None:
+        raise CorrectionError(f"no message with id {message_id}")
+    previous = {"type": msg.type, "category": msg.category, "urgency": msg.urgency}
+    text = f"{msg.subject}\n{msg.text}" if msg.subject else msg.text  # what the classifier read
+    new_id = conn.execute(insert(label_corrections).values(
+        message_id=msg.id, ticket_id=msg.ticket_id, text=text, language=msg.language, type=type_,
+        category=category, urgency=urgency, previous=previous, corrected_by=by.strip()[:100],
+        corrected_at=at).returning(label_corrections.c.id)).scalar_one()
     return Correction(new_id, msg.id, msg.ticket_id, type_, category, urgency, previous, by.strip()[:100], at)
 
 

@@ -13,15 +13,18 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from classifiers.corrections import CorrectionError
 from downstream.api.auth import WRITERS
 from downstream.api.schemas import SettableStatus
 from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status
+from downstream.api.ticket_labels import relabel
 from downstream.api.ticket_queries import CursorError, TicketFilter, ticket_page
 from downstream.api.tokens import Principal
 from downstream.console import rules_editor
 from downstream.console.counters import live_counters
 from downstream.console.session import COOKIE, console_user, console_writer, csrf_token, principal_of
 from downstream.console.tickets import ticket_detail
+from pipeline.config import Settings
 from pipeline.deadletters import SqlDeadLetterQueue
 from pipeline.dlq_commands import reprocess
 from pipeline.envelope import utcnow
@@ -115,6 +118,24 @@ def set_status(request: Request, number: str, status: Annotated[str, Form()],
     except TicketConflict as exc:
         return back(f"/console/tickets/{number}", str(exc))
     return back(f"/console/tickets/{number}", f"status set to {status}" if event else "")
+
+
+@router.post("/tickets/{number}/labels")
+def set_labels(request: Request, number: str, principal: Annotated[Principal, Depends(console_writer)],
+               type: Annotated[str | None, Form()] = None, category: Annotated[str | None, Form()] = None,
+               urgency: Annotated[str | None, Form()] = None) -> Response:
+    """One click relabels one field; the correction is kept as training data with who and when."""
+    settings: Settings = request.app.state.settings
+    try:
+        with request.app.state.engine.begin() as conn:
+            _, event = relabel(conn, number, principal.name, utcnow(), settings.pipeline.sla_hours, type=type,
+                               category=category, urgency=urgency)
+    except TicketNotFound as exc:
+        raise HTTPException(404, detail=f"no ticket {number}") from exc
+    except (TicketConflict, CorrectionError) as exc:
+        return back(f"/console/tickets/{number}", str(exc))
+    changed = ", ".join(f"{k} {v}" for k, v in (("type", type), ("category", category), ("urgency", urgency)) if v)
+    return back(f"/console/tickets/{number}", f"relabelled: {changed}" if event else "")
 
 
 @router.get("/dead-letters", response_class=HTMLResponse)

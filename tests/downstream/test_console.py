@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -197,3 +198,32 @@ def test_classifiers_page_promotes_and_shadows(console: TestClient, tokens: dict
     assert store.active() is None
     bad = console.post("/console/classifiers", data={"action": "promote", "version": "nope", "csrf": csrf})
     assert bad.status_code == 303 and "nope" in bad.headers["location"]
+
+
+def test_relabel_in_one_click_updates_ticket_event_and_corrections(
+        console: TestClient, tokens: dict[str, str], hostile_ticket: dict[str, Any], engine: Engine) -> None:
+    from classifiers.corrections import corrections_for_task
+    from pipeline.store.operator_schema import label_corrections
+
+    sign_in(console, tokens["operator"])
+    number = hostile_ticket["number"]
+    csrf = csrf_of(console.get(f"/console/tickets/{number}").text)
+    answer = console.post(f"/console/tickets/{number}/labels", data={"urgency": "critical", "csrf": csrf})
+    assert answer.status_code == 303 and "relabelled" in answer.headers["location"]
+    answer = console.post(f"/console/tickets/{number}/labels", data={"type": "spam", "csrf": csrf})
+    assert answer.status_code == 303
+    refused = console.post(f"/console/tickets/{number}/labels", data={"category": "billing", "csrf": csrf})
+    assert "only+complaints+have+a+category" in refused.headers["location"]
+    with engine.connect() as conn:
+        ticket = conn.execute(select(tickets).where(tickets.c.number == number)).mappings().one()
+        events = conn.execute(select(ticket_events.c.payload).where(
+            ticket_events.c.ticket_number == number, ticket_events.c.type == "ticket.reclassified")
+            .order_by(ticket_events.c.id)).scalars().all()
+        corrections = conn.execute(select(label_corrections.c.type, label_corrections.c.urgency,
+                                          label_corrections.c.corrected_by)).all()
+    assert (ticket["type"], ticket["category"], ticket["urgency"]) == ("spam", None, "critical")
+    assert ticket["sla_due_at"] == ticket["created_at"] + timedelta(hours=4)
+    assert [e["changes"].get("urgency") for e in events] == [[hostile_ticket["urgency"], "critical"], None]
+    assert events[1]["changes"]["type"] == [hostile_ticket["type"], "spam"]
+    assert len(corrections) == 2 and all(c.corrected_by == "test-operator" for c in corrections)
+    assert [label for *_, label in corrections_for_task(engine, "type")] == ["spam"]

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -117,15 +116,19 @@ def test_operator_works_a_ticket_in_the_browser(server: str, store: tuple[Settin
         assert page.locator("article.message pre.body").count() >= 1
         page.screenshot(path=str(ARTIFACTS / "ticket.png"), full_page=True)
 
-        page.click("form.choices button[name=status][value=pending]")
+        page.click("button[data-relabel='urgency:high']")
         page.wait_for_selector("p.notice")
-        assert "status set to pending" in page.locator("p.notice").inner_text()
+        assert "relabelled: urgency high" in page.locator("p.notice").inner_text()
+        assert page.locator("#label-urgency").inner_text() == "high"
+        page.click("form.choices button[name=status][value=pending]")
+        page.wait_for_selector("p.notice >> text=status set to pending")
         page.screenshot(path=str(ARTIFACTS / "ticket-after-change.png"), full_page=True)
         browser.close()
 
     assert not errors, errors
     with engine.connect() as conn:
-        assert conn.execute(select(tickets.c.status).where(tickets.c.number == number)).scalar_one() == "pending"
+        row = conn.execute(select(tickets.c.status, tickets.c.urgency).where(tickets.c.number == number)).one()
+        assert tuple(row) == ("pending", "high")
         kinds = list(conn.execute(select(ticket_events.c.type).where(ticket_events.c.ticket_number == number))
                      .scalars())
-    assert "ticket.status_changed" in kinds
+    assert kinds.count("ticket.reclassified") == 1 and kinds.count("ticket.status_changed") == 1
