@@ -261,6 +261,7 @@ class OutboxRelay:
                 pass
             finally:
                 conn.invalidate()  # never back to the pool holding a session lock
+                conn.close()
 
     # -- the outbox ----------------------------------------------------------------------------
     def _pending(self) -> list[tuple[int, dict[str, Any]]]:
