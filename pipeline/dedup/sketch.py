@@ -139,3 +139,25 @@ def band_keys(s: Sketch) -> list[int]:
     signature = ((x * _A + _B) % _PRIME).min(axis=0).astype(np.uint32).reshape(BANDS, ROWS)
     return [int.from_bytes(hashlib.blake2b(bytes([i]) + row.tobytes(), digest_size=8).digest(), "big", signed=True)
             for i, row in enumerate(signature)]
+
+
+@dataclass(frozen=True, slots=True)
+class NearSketch:
+    """A message's sketches and band keys, computed where CPU is cheap (the stage worker) so the store
+    process only looks them up: what the customer said, and the whole text, quotes included (for an
+    email that continues none of our threads; the same object when the two texts are the same)."""
+
+    said: Sketch
+    said_keys: tuple[int, ...]
+    whole: Sketch
+    whole_keys: tuple[int, ...]
+
+    @classmethod
+    def of(cls, said_text: str, whole_text: str) -> NearSketch:
+        said = sketch(said_text)
+        whole = said if whole_text == said_text else sketch(whole_text)
+        said_keys = tuple(band_keys(said))
+        return cls(said, said_keys, whole, said_keys if whole is said else tuple(band_keys(whole)))
+
+    def keys_of(self, s: Sketch) -> list[int]:
+        return list(self.said_keys if s is self.said else self.whole_keys if s is self.whole else band_keys(s))

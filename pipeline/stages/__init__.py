@@ -9,6 +9,7 @@ from typing import Protocol
 
 from classifiers.labels import Labels
 from classifiers.language import LanguageResult
+from pipeline.dedup.sketch import NearSketch
 from pipeline.envelope import Envelope
 
 
@@ -26,6 +27,7 @@ class WorkItem:
     labels: Labels | None = None
     index: int = -1  # position in the batch it came in
     payload: bytes = b""  # the envelope's JSON as received
+    near: NearSketch | None = None  # sketches for dedup, when a stage worker made them (else the store does)
 
 
 class Stage(Protocol):

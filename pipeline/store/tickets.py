@@ -301,7 +301,10 @@ class SqlTicketStore:
             if "auto_reply" in env.metadata:
                 continue
             whole = env.channel == "email" and not any(r in state.ticket_by_thread_ref for r in thread_refs(item))
-            state.sketches[env.delivery_key] = sketch(item.text if whole else item.classify_text)
+            if item.near is not None:  # made by the stage worker
+                state.sketches[env.delivery_key] = item.near.whole if whole else item.near.said
+            else:
+                state.sketches[env.delivery_key] = sketch(item.text if whole else item.classify_text)
 
     def _load_sketches(self, conn: Connection, items: Sequence[WorkItem], customer_of: dict[str, int],
                        state: DedupState) -> None:
@@ -326,7 +329,7 @@ class SqlTicketStore:
                                 "ticket_id": row["ticket_id"], "received_at": row["received_at"],
                                 "sketch": mine.to_bytes()})
             if mine.size >= SUGGEST_MIN_SHINGLES:
-                keys = band_keys(mine)
+                keys = item.near.keys_of(mine) if item.near is not None else band_keys(mine)
                 band_rows += [{"band_key": k, "received_at": row["received_at"], "message_id": row["id"],
                                "customer_id": row["customer_id"]} for k in dict.fromkeys(keys)]
                 if decision.outcome in ("new", "open_ticket", "thread"):

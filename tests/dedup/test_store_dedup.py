@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from pipeline.dedup.evaluate import evaluate
+from pipeline.dedup.sketch import band_keys, sketch
 from pipeline.dedup.testset import generated_pairs, hand_pairs
 from pipeline.envelope import utcnow
 from pipeline.identity import IdentityError, merge, unmerge
@@ -180,3 +181,22 @@ def test_a_from_address_verified_by_our_server_becomes_a_verified_identity(proce
     chat = record("still waiting", "tg-5", received_at=at(2), metadata={"verified_email": "ann@customer.example"})
     processor.process([chat])
     assert len({i["customer_id"] for i in rows(engine, customer_identities)}) == 1
+
+
+def test_sketches_made_by_the_stage_worker_give_the_same_decisions(processor, engine, record):
+    from pipeline.stages.dedup import SketchStage
+    from pipeline.store.schema import dedup_bands, dedup_sketches
+
+    processor.stages.append(SketchStage())  # as the stage worker runs it
+    forwarded = "FYI\n\n---------- Forwarded message ---------\nFrom: ann@customer.example\n\n" + COMPLAINT
+    processor.process([record(COMPLAINT, "ann", received_at=at(0))])
+    processor.process([record(COMPLAINT.upper() + "!!", "ann", received_at=at(2), message_id="m2")])
+    processor.process([record(forwarded, "ann", channel="email", message_id="<fw@customer.example>",
+                              sender={"kind": "telegram_user", "id": "ann"}, received_at=at(3))])
+    stored = rows(engine, messages)
+    assert [m["dedup_outcome"] for m in stored] == ["new", "near_duplicate", "near_duplicate"]
+    with engine.connect() as conn:
+        raw = conn.execute(select(dedup_sketches.c.sketch).order_by(dedup_sketches.c.message_id)).scalars().all()
+        bands = conn.execute(select(dedup_bands.c.band_key).where(dedup_bands.c.message_id == stored[0]["id"]))
+        assert sorted(bands.scalars()) == sorted(set(band_keys(sketch(COMPLAINT))))
+    assert raw[0] == sketch(COMPLAINT).to_bytes() and raw[2] == sketch(forwarded).to_bytes()
