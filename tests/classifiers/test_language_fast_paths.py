@@ -1,0 +1,44 @@
+"""The shortcuts taken for speed give what the long way gives."""
+
+import pytest
+
+from classifiers.language import LanguageDetector
+from classifiers.language_bench import mixed_items, team_items
+from classifiers.language_script import script_runs, sole_group
+from classifiers.language_words import WORD, words_of
+
+ODD = ["It's O’Neil's 2nd_time", "ǅemal ﬁle ²x", "İstanbul", "e\u0301te\u0301", "a_b c1d 'x' ''", "ẞtraße",
+       "Đơn hàng #123 của tôi, giao trễ!!", "Привет,мир", "注文した商品がまだ届きません", "iPhone 15 Про", "", "   ",
+       "ok👍ok", "Καλημέρα, το iPhone 15 Pro δεν φορτίζει", "שלום world", "สวัสดี ok", "مرحبا hello"]
+
+
+@pytest.mark.parametrize("text", ODD + [i.text for i in team_items()[::25]])
+def test_words_are_what_the_regular_expression_finds(text):
+    assert words_of(text) == [w.replace("’", "'") for w in WORD.findall(text.casefold())]
+
+
+@pytest.mark.parametrize("text", ODD + [i.text for i in team_items()[::25]] + [i.text for i in mixed_items()])
+def test_the_one_script_shortcut_agrees_with_the_script_runs(text):
+    runs = script_runs(text)
+    group = sole_group(text)
+    if group == "":
+        assert runs == []
+    elif group is not None:
+        assert [(r.start, r.end, r.group) for r in runs] == [(0, len(text), group)]
+    else:
+        assert len(runs) != 1 or runs[0].group not in ("LATIN", "CYRILLIC", "GREEK", "CJK")
+
+
+def test_cached_answers_are_the_computed_ones():
+    texts = ["ok", "eurobank", "Η Eurobank δεν απαντά", "спасибо", "cam on shop"] * 3
+    warm = LanguageDetector()
+    first = warm.detect_batch(texts)
+    assert warm.detect_batch(texts) == first
+    assert [LanguageDetector().detect(t) for t in texts] == first
+
+
+def test_a_long_text_is_read_only_as_far_as_needed():
+    detector = LanguageDetector()
+    german = "Guten Tag, ich habe am Montag eine Bestellung aufgegeben und bis heute nichts erhalten. "
+    assert detector.detect(german * 10).lang == "de"
+    assert detector.detect(german * 10 + "and then a lot of English text follows here " * 50).lang == "de"
