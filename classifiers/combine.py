@@ -1,7 +1,12 @@
 """Rules and the active model, combined into one answer per message.
 
-How they combine, per label the model was trained for (its metadata `task`):
-- a rule answer with confidence >= RULES_DECIDE (several high-precision cues agreeing) decides;
+How they combine, per label the model was trained for (its metadata `task`), first match wins:
+- for type, spam found by the rules (noise, ad cues) with confidence >= RULES_SPAM decides: the
+  shipped model has seen few ads, and noise is not something a character model learns well;
+- for type, when the rules found complaint or praise cues and those outweigh every other type's cues,
+  the answer is complaint or praise, whichever has the larger rule score plus model probability:
+  the lexicons generalise across domains (negation, intensifiers, contrast) where a model trained
+  on a few thousand short lines does not, and the model still breaks ties and weak evidence;
 - otherwise the model's label and probability are the answer, and the reason names the version;
 - with no active model, or for the labels the model does not predict, the rules answer.
 Category follows the final type (only complaints have one; "other" when no category cue matched),
@@ -16,6 +21,8 @@ from typing import Any
 from classifiers.rules import RuleClassifier
 
 RULES_DECIDE = 0.75
+RULES_SPAM = 0.5
+_POLAR = ("complaint", "praise")
 _LEVEL = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 
 
@@ -52,9 +59,18 @@ class CombinedClassifier:
         if pred is not None and self.task:
             key = self.task
             rules_conf = out[f"{key}_confidence"] or 0.0
-            if key == "type" and rules_conf >= RULES_DECIDE:
-                out["reasons"].append(f"{key} {out[key]}: rules decide (confidence {rules_conf:.2f} >= "
-                                      f"{RULES_DECIDE}); model {self.version} said {pred.label} {pred.confidence:.2f}")
+            said = f"model {self.version} said {pred.label} {pred.confidence:.2f}"
+            if key == "type" and out["type"] == "spam" and rules_conf >= RULES_SPAM:
+                out["reasons"].append(f"type spam: rules decide spam (confidence {rules_conf:.2f} >= {RULES_SPAM}); "
+                                      + said)
+            elif key == "type" and (polar := _polar(dict(ruled.type_scores), pred.scores)) is not None:
+                label, score = polar
+                out.update(type=label, type_confidence=round(min(1.0, score), 3),
+                           type_source=f"rules+model:{self.version}")
+                out["reasons"].append(f"type {label}: rule polarity plus model probability ({said})")
+            elif key == "type" and rules_conf >= RULES_DECIDE:
+                out["reasons"].append(f"type {out['type']}: rules decide (confidence {rules_conf:.2f} >= "
+                                      f"{RULES_DECIDE}); {said}")
             else:
                 out.update({key: pred.label, f"{key}_confidence": round(pred.confidence, 3),
                             f"{key}_source": f"model:{self.version}"})
@@ -68,3 +84,18 @@ class CombinedClassifier:
             out["urgency"] = "low"
             out["reasons"].append("urgency low: spam")
         return out
+
+
+def _polar(rule_scores: dict[str, float], model_scores: dict[str, float]) -> tuple[str, float] | None:
+    """Complaint or praise when the rules' polarity cues outweigh their other cues: the side with
+    the larger rule score plus model probability, and its confidence (that side's share, scaled by
+    how much evidence there is). None when the rules saw no polarity."""
+    polar = {label: rule_scores.get(label, 0.0) for label in _POLAR}
+    if not any(polar.values()):
+        return None
+    if max(polar.values()) < max((v for k, v in rule_scores.items() if k not in _POLAR), default=0.0):
+        return None
+    combined = {label: polar[label] + model_scores.get(label, 0.0) for label in _POLAR}
+    label = max(_POLAR, key=lambda x: (combined[x], x == "complaint"))
+    total = sum(combined.values())
+    return label, combined[label] / total * min(1.0, 0.5 + combined[label] / 4)

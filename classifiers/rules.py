@@ -169,16 +169,41 @@ def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,))
 
 
-def load_lexicon(path: Path) -> Lexicon:
+def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
+    """The line (1-based) of the deepest YAML node on the path `loc`, to point an operator at it."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Lexicon.model_validate(data)
+        node = yaml.compose(source)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if str(k.value) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    return node.start_mark.line + 1 if node is not None else line
+
+
+def load_lexicon(path: Path) -> Lexicon:
+    source = path.read_text(encoding="utf-8")
+    try:
+        return Lexicon.model_validate(yaml.safe_load(source))
     except yaml.YAMLError as exc:
         raise RulesError(f"{path}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise RulesError(f"{path}: {key}: {first['msg']}") from None
+        line = _line_of(source, tuple(first["loc"]))
+        unknown = re.search(r"unknown keys \['([^']+)'", first["msg"])
+        if unknown:  # a model-level check has no path: find the key itself
+            found = re.search(rf"^\s*{re.escape(unknown.group(1))}\s*:", source, re.MULTILINE)
+            line = source.count("\n", 0, found.start()) + 1 if found else line
+        raise RulesError(f"{path}{f':{line}' if line else ''}: {key}: {first['msg']}") from None
 
 
 def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:

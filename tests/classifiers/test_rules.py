@@ -52,7 +52,7 @@ def test_unknown_language_uses_every_lexicon(rules):
 
 def test_an_invalid_rule_names_the_file_and_key(tmp_path):
     (tmp_path / "xx.yaml").write_text("lang: xx\ntypes:\n  complaint:\n    - regex: '(unclosed'\n")
-    with pytest.raises(RulesError, match=r"xx.yaml: types.complaint.0"):
+    with pytest.raises(RulesError, match=r"xx.yaml:\d+: types.complaint.0"):
         RuleClassifier(tmp_path)
 
 
@@ -162,3 +162,42 @@ def test_emphasis_laughter_and_links_are_not_gibberish(text):
     from classifiers.rules import gibberish
 
     assert gibberish(text) is None
+
+
+def test_an_invalid_regex_names_its_line(tmp_path):
+    lines = ["lang: xx", "types:", "  complaint:", "    - {phrase: ok}", "    - {regex: '(unclosed'}"]
+    (tmp_path / "xx.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RulesError, match=r"xx.yaml:5: types.complaint.1: .*regex does not compile"):
+        RuleClassifier(tmp_path)
+
+
+def test_an_unknown_label_names_its_line(tmp_path):
+    lines = ["lang: xx", "types:", "  complaint:", "    - {phrase: ok}", "  grumble:", "    - {phrase: x}"]
+    (tmp_path / "xx.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RulesError, match=r"xx.yaml:5: .*unknown keys \['grumble'\]"):
+        RuleClassifier(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Hàng đẹp giao nhanh shkslwgwjwlwkwjwbwhwbwjwnqlqljqbwbq", "vi"),  # a Latin run no Vietnamese word has
+    ("chất lượng tuyệt vời rất đáng tiềnnnnnnnnnnnnnnnnnn", "vi"),  # one letter stretched past emphasis
+    ("good product " * 8, "en"),  # the same words pasted over and over
+    ("ok 😍😍😍😍😍😍😍😍😍😍😍😍", "vi"),  # a flood of emoji
+])
+def test_noise_padding_a_short_praise_is_spam(rules, text, lang):
+    assert rules.classify(text, lang).type == "spam"
+
+
+@pytest.mark.parametrize("text", ["Giao hàng nhanh, đóng gói cẩn thận, rất hài lòng", "đẹp lắmmmm", "haha ok 😍😍"])
+def test_emphasis_is_not_noise(rules, text):
+    assert rules.classify(text, "vi").type != "spam"
+
+
+@pytest.mark.parametrize("text", [
+    "There is a payment in the app that isn't mine.",
+    "I have an unusual withdrawal on my statement",
+    "I don't know where this charge came from",
+    "I left my phone at the hotel and can't access the app",
+])
+def test_money_or_devices_the_customer_cannot_account_for_are_critical(rules, text):
+    assert rules.classify(text, "en").urgency == "critical"
