@@ -90,13 +90,12 @@ def default_model(store: ModelStore) -> LoadedModel | None:
 
 
 def combined(store: ModelStore) -> Any:
-    from classifiers.combine import CombinedClassifier
-    from classifiers.rules import RuleClassifier
+    """Rules + the default model through the pipeline's batch path (classifiers/live.py)."""
+    from classifiers.hot_reload import rules_hash
+    from classifiers.live import LiveClassifier, Snapshot
+    from classifiers.rules import RULES_DIR, RuleClassifier
 
-    loaded = default_model(store)
-    if loaded is None:
-        return CombinedClassifier(RuleClassifier())
-    return CombinedClassifier(RuleClassifier(), loaded.model, loaded.version, loaded.task)
+    return LiveClassifier(Snapshot(RuleClassifier(), rules_hash(RULES_DIR), default_model(store), None))
 
 
 def store_engine() -> Engine:
@@ -152,7 +151,7 @@ def classify_command(batch_size: int) -> None:
 
     def flush(batch: list[Any]) -> None:
         good = [m for m in batch if isinstance(m, Message)]
-        answers = iter(clf.classify(good))
+        answers = iter(clf.classify_messages(good))
         for m in batch:
             out = next(answers) | {"lang": m.lang} if isinstance(m, Message) else m
             click.echo(json.dumps(out, ensure_ascii=False))
@@ -206,7 +205,7 @@ def evaluate_command(data: str, text_field: str, label_field: str, version: str 
             raise click.ClickException(f"model {version} predicts {meta.task}, the labels are {task} labels")
         preds = [(p.label, p.confidence) for p in model.predict(texts)]
     else:
-        answers = combined(store).classify([Message(t, lang) for t, lang, _ in rows])
+        answers = combined(store).classify_messages([Message(t, lang) for t, lang, _ in rows])
         preds = [(a[task], a[f"{task}_confidence"] or 0.0) for a in answers]
     rep = report([Scored(t, lang, gold, p, c) for (t, lang, gold), (p, c) in zip(rows, preds, strict=True)])
     if not version:

@@ -17,6 +17,8 @@ from classifiers.labels import Labels
 from classifiers.rules import RULES_DIR, RuleClassifier
 from classifiers.shadow import Disagreement, compare
 
+PUBLIC_CHANNELS = ("social", "twitter", "facebook")  # as CombinedClassifier.classify reads Message.channel
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -89,6 +91,10 @@ class LiveClassifier:
     @property
     def shadow_version(self) -> str | None:
         return self.snapshot.shadow.version if self.snapshot.shadow else None
+
+    def classify_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """combine.py's interface (`intake classify`, `evaluate`): public when the channel is a social one."""
+        return self.classify([Request(m.text, m.lang, m.channel in PUBLIC_CHANNELS) for m in messages])[0]
 
     def classify(self, requests: list[Request]) -> tuple[list[dict[str, Any]], list[Disagreement]]:
         """One combined answer per request, and the shadow version's disagreements with them."""
