@@ -112,3 +112,13 @@ def test_merge_and_status_events_built_outside_the_message_path_validate():
                                  merge=summary)  # the same cause, the same id
     assert outbox_row(event, 7, now)["ticket_number"] == "OMN-000007"
     assert {"ticket.merged", "ticket.unmerged", "ticket.status_changed", "ticket.reclassified"} <= set(EVENT_TYPES)
+
+
+def test_intake_run_and_the_standalone_relay_get_the_exactly_once_target_on_kafka(settings, engine):
+    from pipeline.relay import ExactlyOnceKafkaTarget, make_relay, state_topic
+
+    kafka = make_relay(settings.model_copy(update={"transport": "kafka"}), engine)
+    assert isinstance(kafka.target, ExactlyOnceKafkaTarget)
+    assert kafka.target.transactional_id == "omnintake-relay.omnintake.tickets.events.v1"  # fixed: fences zombies
+    assert kafka.target.state_topic == state_topic("omnintake.tickets.events.v1")
+    assert isinstance(make_relay(settings, engine).target, JsonlEventTarget)
