@@ -172,7 +172,7 @@ def run(webhooks_config_file: str | None, config: str | None) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings.kafka)).run(stop)
+        await WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings)).run(stop)
 
     asyncio.run(main())
 

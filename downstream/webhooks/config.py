@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -60,10 +59,8 @@ class RetryPolicy(_Frozen):
 
 
 class WebhooksConfig(_Frozen):
-    source: Literal["kafka", "jsonl"] = Field(default="kafka", description="kafka: the ticket-events topic; "
-                                              "jsonl: the embedded relay's events file")
+    enabled: bool = Field(default=False, description="run the dispatcher inside `intake run`")
     group_id: str = "omnintake-webhooks"
-    jsonl_path: str = "var/ticket-events.jsonl"
     batch_max_records: int = Field(default=500, ge=1)
     retry: RetryPolicy = RetryPolicy()
     timeout_s: float = Field(default=10.0, gt=0, description="whole request, connect to last byte")

@@ -4,6 +4,7 @@ the answer reduced to success (any 2xx) or a failure with its reason. Redirects 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from downstream.webhooks.signing import SIGNATURE_HEADER, signature_header
 from downstream.webhooks.subscriptions import Subscription
 
 _KEEP_RESPONSE_BYTES = 512
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,16 @@ async def attempt(client: httpx.AsyncClient, subscription: Subscription, deliver
         async with asyncio.timeout(timeout_s):
             async with client.stream("POST", subscription.url, content=body, headers=headers) as response:
                 excerpt = b""
-                async for chunk in response.aiter_raw():  # a little of the answer for the operator, no more
+                async for chunk in response.aiter_bytes():  # a little of the answer for the operator, no more
                     excerpt += chunk
                     if len(excerpt) >= _KEEP_RESPONSE_BYTES:
                         break
     except TimeoutError:
         return AttemptResult(False, None, f"no answer within {timeout_s:g} s")
     except httpx.HTTPError as exc:
+        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    except Exception as exc:  # anything else from the transport is this attempt's failure, not the worker's
+        log.exception("webhook attempt to %s failed unexpectedly", subscription.url)
         return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= response.status_code < 300:
         return AttemptResult(True, response.status_code, "")

@@ -20,6 +20,7 @@ from downstream.webhooks.delivery import attempt
 from downstream.webhooks.recorder import OutcomeRecorder
 from downstream.webhooks.sources import Ingest, InTransaction
 from downstream.webhooks.subscriptions import Subscription, active_subscriptions, list_subscriptions
+from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ class SubscriptionWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("subscription %d: delivery task failed", self.subscription.id, exc_info=task.exception())
         self.wake.set()  # the ticket's next event may be due now
 
     async def _drain(self) -> None:
@@ -202,7 +205,10 @@ class WebhookDispatcher:
                 log.error("webhook worker ended with %r", result)
 
 
-def make_source(engine: Engine, cfg: WebhooksConfig, kafka: Any) -> EventSource:
+def make_source(engine: Engine, cfg: WebhooksConfig, settings: Settings) -> EventSource:
+    """The source follows the transport: the ticket-events topic, or the embedded relay's file."""
     from downstream.webhooks.sources import JsonlEventSource, KafkaEventSource
 
-    return KafkaEventSource(kafka, cfg) if cfg.source == "kafka" else JsonlEventSource(engine, cfg)
+    if settings.transport == "kafka":
+        return KafkaEventSource(settings.kafka, cfg)
+    return JsonlEventSource(engine, settings.relay.jsonl_path, cfg)

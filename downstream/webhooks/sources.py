@@ -113,9 +113,9 @@ class JsonlEventSource:
 
     name = "webhooks-jsonl"
 
-    def __init__(self, engine: Engine, cfg: WebhooksConfig) -> None:
+    def __init__(self, engine: Engine, path: str, cfg: WebhooksConfig) -> None:
         self.engine = engine
-        self.path = Path(cfg.jsonl_path)
+        self.path = Path(path)
         self.cfg = cfg
         self.key = f"jsonl:{self.path.resolve()}"
         self.skipped = 0

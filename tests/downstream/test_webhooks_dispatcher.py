@@ -4,6 +4,7 @@ receivers; one answers slowly, fails, goes down and comes back, the other stays 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from tests.downstream.webhook_helpers import Receiver, append_jsonl, duplicates,
 TICKETS = [f"T{n}" for n in range(12)]
 
 
-def fast_config(path: Path, **overrides) -> WebhooksConfig:
+def fast_config(**overrides) -> WebhooksConfig:
     retry = RetryPolicy(first_delay_s=0.05, multiplier=2, max_delay_s=0.5, jitter=0.2, retry_for_s=120)
-    values = {"source": "jsonl", "jsonl_path": str(path), "retry": retry, "timeout_s": 2.0, "poll_interval_s": 0.1,
+    values = {"retry": retry, "timeout_s": 2.0, "poll_interval_s": 0.1,
               "refresh_subscriptions_s": 0.2, "drain_timeout_s": 3.0, "batch_max_records": 50, **overrides}
     return WebhooksConfig(**values)
 
@@ -41,12 +42,13 @@ def events_for(seqs: range) -> list[dict]:
 class Running:
     """A dispatcher as a task, stoppable and restartable like a process."""
 
-    def __init__(self, engine, cfg: WebhooksConfig) -> None:
-        self.engine, self.cfg = engine, cfg
+    def __init__(self, engine, cfg: WebhooksConfig, path: Path) -> None:
+        self.engine, self.cfg, self.path = engine, cfg, path
 
     def start(self) -> None:
         self.stop_event = asyncio.Event()
-        self.dispatcher = WebhookDispatcher(self.engine, self.cfg, JsonlEventSource(self.engine, self.cfg))
+        source = JsonlEventSource(self.engine, str(self.path), self.cfg)
+        self.dispatcher = WebhookDispatcher(self.engine, self.cfg, source)
         self.task = asyncio.create_task(self.dispatcher.run(self.stop_event))
 
     async def stop(self) -> None:
@@ -56,7 +58,7 @@ class Running:
 
 def test_a_receiver_down_for_a_while_gets_everything_in_order_once_and_the_other_never_waits(engine, tmp_path):
     events_file = tmp_path / "ticket-events.jsonl"
-    cfg = fast_config(events_file)
+    cfg = fast_config()
     flaky = Receiver(secret="whsec_flaky_secret_0000000000", mode="slow", delay_s=0.2)
     healthy = Receiver(secret="whsec_healthy_secret_00000000")
     flaky_sub = create_subscription(engine, SubscriptionSpec(url=flaky.url, secret=flaky.secret))
@@ -65,7 +67,7 @@ def test_a_receiver_down_for_a_while_gets_everything_in_order_once_and_the_other
     async def scenario() -> dict:
         await flaky.start()
         await healthy.start()
-        running = Running(engine, cfg)
+        running = Running(engine, cfg, events_file)
         running.start()
         append_jsonl(events_file, events_for(range(0, 3)))  # slow answers
         assert await until(lambda: len(flaky.accepted()) == 36)
@@ -111,14 +113,14 @@ def test_a_receiver_that_never_answers_in_time_ends_in_the_dead_letters_and_can_
     from downstream.webhooks.deliveries import redeliver
 
     events_file = tmp_path / "ticket-events.jsonl"
-    cfg = fast_config(events_file, timeout_s=0.3, retry=RetryPolicy(first_delay_s=0.05, max_delay_s=0.1,
+    cfg = fast_config(timeout_s=0.3, retry=RetryPolicy(first_delay_s=0.05, max_delay_s=0.1,
                                                                       jitter=0, retry_for_s=1.0))
     slow = Receiver(secret="whsec_slow_secret_00000000000", mode="slow", delay_s=1.0)
     sub = create_subscription(engine, SubscriptionSpec(url=slow.url, secret=slow.secret))
 
     async def scenario() -> None:
         await slow.start()
-        running = Running(engine, cfg)
+        running = Running(engine, cfg, events_file)
         running.start()
         append_jsonl(events_file, [ticket_event("T1", 0), ticket_event("T1", 1)])
         assert await until(lambda: counts_by_status(engine).get(DEAD) == 2, timeout_s=20)
@@ -135,3 +137,42 @@ def test_a_receiver_that_never_answers_in_time_ends_in_the_dead_letters_and_can_
     by_id = {a.delivery_id for a in slow.arrivals}
     assert by_id == {first["delivery_id"], second["delivery_id"]}
     assert len(slow.arrivals) > 2
+
+
+def test_events_the_real_pipeline_and_relay_wrote_are_delivered_signed(processor, record, engine, tmp_path):
+    """From a stored message through the outbox relay's file to a receiver (httpx's MockTransport)."""
+    import httpx
+
+    from downstream.webhooks.dispatcher import make_source
+    from downstream.webhooks.signing import verify
+    from pipeline.config import RelayConfig, Settings
+    from pipeline.relay import JsonlEventTarget, OutboxRelay
+
+    events_file = tmp_path / "ticket-events.jsonl"
+    sub = create_subscription(engine, SubscriptionSpec(url="https://hooks.example/in", event_types=("ticket.created",)))
+    processor.process([record("My parcel never arrived and nobody answers", "ann")])
+    processor.process([record("Still nothing, I want my money back", "ann")])
+    asyncio.run(OutboxRelay(engine, JsonlEventTarget(str(events_file))).relay_once())
+    received: list[httpx.Request] = []
+
+    async def receive(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(204)
+
+    settings = Settings(relay=RelayConfig(jsonl_path=str(events_file)))
+    cfg = fast_config()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        dispatcher = WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings), httpx.MockTransport(receive))
+        task = asyncio.create_task(dispatcher.run(stop))
+        assert await until(lambda: counts_by_status(engine).get(DELIVERED) == 1)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    [request] = received  # the message_appended event is not in this subscription's filter
+    body = request.read()
+    verify(sub.secret, request.headers["Omnintake-Signature"], body)
+    assert request.headers["Omnintake-Event-Type"] == "ticket.created"
+    assert json.loads(body)["ticket"]["number"] and events_file.read_text().count("\n") == 2

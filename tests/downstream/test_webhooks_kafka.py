@@ -56,7 +56,7 @@ def test_every_event_reaches_a_receiver_that_was_down_in_order_and_the_healthy_o
         kafka_cfg, pg_url, tmp_path):  # noqa: F811
     settings = Settings(transport="kafka", kafka=kafka_cfg, store=StoreConfig(url=pg_url))
     group = f"{kafka_cfg.group_id}-webhooks"
-    webhooks = {"source": "kafka", "group_id": group, "timeout_s": 2.0, "poll_interval_s": 0.1,
+    webhooks = {"group_id": group, "timeout_s": 2.0, "poll_interval_s": 0.1,
                 "refresh_subscriptions_s": 0.5, "max_in_flight": 8,
                 "retry": {"first_delay_s": 0.1, "multiplier": 2.0, "max_delay_s": 1.0, "jitter": 0.2,
                           "retry_for_s": 300}}

@@ -58,3 +58,20 @@ def test_during_rotation_any_listed_signature_is_enough():
 def test_generated_secrets_are_long_and_distinct():
     a, b = new_secret(), new_secret()
     assert a != b and a.startswith("whsec_") and len(a) > 40
+
+
+def test_the_receiver_snippet_in_the_docs_verifies_our_signatures():
+    import re
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(.*?)# in the handler:", doc, re.S).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)
+    now = int(time.time())
+    namespace["verify"](SECRET, signature_header(SECRET, now, BODY), BODY)
+    with pytest.raises(ValueError, match="bad signature"):
+        namespace["verify"](SECRET, signature_header(SECRET, now, BODY), BODY + b" ")
+    with pytest.raises(ValueError, match="replay"):
+        namespace["verify"](SECRET, signature_header(SECRET, now - 600, BODY), BODY)
