@@ -25,10 +25,9 @@ import psycopg
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-
 _RECENT = {
     "postgresql": "SELECT customer_id, ticket_id, received_at, sketch FROM dedup_sketches "
-                  "WHERE customer_id = ANY(%s) AND received_at >= %s ORDER BY received_at",
+                  "WHERE customer_id = ANY(%s::bigint[]) AND received_at >= %s ORDER BY received_at",
     "sqlite": "SELECT customer_id, ticket_id, received_at, sketch FROM dedup_sketches "
               "WHERE customer_id IN (SELECT value FROM json_each(?)) AND received_at >= ? ORDER BY received_at",
 }
@@ -37,7 +36,8 @@ _RECENT = {
 _BANDS = {
     "postgresql": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
                   "JOIN dedup_sketches s ON s.message_id = b.message_id "
-                  "WHERE b.band_key = ANY(%s) AND b.received_at >= %s AND b.customer_id <> %s LIMIT %s",
+                  "WHERE b.band_key = ANY(%s::bigint[]) AND b.received_at >= %s AND b.customer_id <> %s::bigint "
+                  "LIMIT %s",
     "sqlite": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
               "JOIN dedup_sketches s ON s.message_id = b.message_id "
               "WHERE b.band_key IN (SELECT value FROM json_each(?)) AND b.received_at >= ? AND b.customer_id <> ? "
