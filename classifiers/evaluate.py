@@ -34,31 +34,44 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def report(items: Sequence[Scored], worst: int = 20) -> dict[str, Any]:
-    n = len(items)
+def _per_class(items: Sequence[Scored]) -> dict[str, dict[str, float]]:
     labels = sorted({i.gold for i in items} | {i.predicted for i in items if i.predicted is not None})
     pairs = Counter((i.gold, i.predicted) for i in items)
-    per_class: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float]] = {}
     for label in labels:
         tp = pairs[(label, label)]
         predicted = sum(c for (_, p), c in pairs.items() if p == label)
         support = sum(c for (g, _), c in pairs.items() if g == label)
         precision = tp / predicted if predicted else 0.0
         recall = tp / support if support else 0.0
-        per_class[label] = {"precision": round(precision, 4), "recall": round(recall, 4),
-                            "f1": round(_f1(precision, recall), 4), "support": support}
+        out[label] = {"precision": round(precision, 4), "recall": round(recall, 4),
+                      "f1": round(_f1(precision, recall), 4), "support": support}
+    return out
+
+
+def _summary(items: Sequence[Scored]) -> dict[str, Any]:
+    """n, accuracy, macro F1 (over the gold labels) and per-class figures of a set of scored items."""
+    if not items:
+        return {"n": 0, "accuracy": 0.0, "macro_f1": 0.0, "per_class": {}}
+    per_class = _per_class(items)
     gold_labels = sorted({i.gold for i in items})
+    return {"n": len(items), "accuracy": round(sum(i.predicted == i.gold for i in items) / len(items), 4),
+            "macro_f1": round(sum(per_class[g]["f1"] for g in gold_labels) / len(gold_labels), 4),
+            "per_class": per_class}
+
+
+def report(items: Sequence[Scored], worst: int = 20) -> dict[str, Any]:
+    """The JSON contract: n, accuracy, macro_f1, per_class, per_language (each with its own per-class
+    figures), the confusion matrix and the most confident mistakes."""
+    labels = sorted({i.gold for i in items} | {i.predicted for i in items if i.predicted is not None})
+    pairs = Counter((i.gold, i.predicted) for i in items)
     by_lang: dict[str, list[Scored]] = defaultdict(list)
     for i in items:
         by_lang[i.lang].append(i)
     mistakes = sorted((i for i in items if i.predicted != i.gold), key=lambda i: -i.confidence)[:worst]
     return {
-        "n": n,
-        "accuracy": round(sum(i.predicted == i.gold for i in items) / n, 4) if n else 0.0,
-        "macro_f1": round(sum(per_class[g]["f1"] for g in gold_labels) / len(gold_labels), 4) if n else 0.0,
-        "per_class": per_class,
-        "per_language": {lang: {"n": len(xs), "accuracy": round(sum(x.predicted == x.gold for x in xs) / len(xs), 4)}
-                         for lang, xs in sorted(by_lang.items())},
+        **_summary(items),
+        "per_language": {lang: _summary(xs) for lang, xs in sorted(by_lang.items())},
         "confusion": {"labels": labels, "matrix": [[pairs[(g, p)] for p in labels] for g in labels]},
         "worst_mistakes": [{"text": i.text[:300], "lang": i.lang, "gold": i.gold, "predicted": i.predicted,
                             "confidence": round(i.confidence, 3)} for i in mistakes],
@@ -78,8 +91,26 @@ def confusion_html(rep: dict[str, Any]) -> str:
                        for m in rep["worst_mistakes"])
     return (f"<!doctype html><meta charset=utf-8><title>Confusion matrix</title>"
             f"<p>n={rep['n']} accuracy={rep['accuracy']} macro F1={rep['macro_f1']}</p>"
-            f"<table border=1><tr><th>gold \\ predicted</th>{head}</tr>{''.join(rows)}</table>"
+            f"<table id=confusion border=1><tr><th>gold \\ predicted</th>{head}</tr>{''.join(rows)}</table>"
+            f"<h3>Per class</h3>{_class_table(rep['per_class'])}"
+            f"<h3>Per language</h3>{_language_table(rep['per_language'])}"
             f"<h3>Worst mistakes</h3><ol>{mistakes}</ol>\n")
+
+
+def _class_table(per_class: dict[str, dict[str, float]]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{m['precision']}</td><td>{m['recall']}</td>"
+                   f"<td>{m['f1']}</td><td>{m['support']}</td></tr>" for label, m in per_class.items())
+    return f"<table class=per-class border=1><tr><th></th><th>P</th><th>R</th><th>F1</th><th>n</th></tr>{rows}</table>"
+
+
+def _language_table(per_language: dict[str, dict[str, Any]]) -> str:
+    def classes(per_class: dict[str, dict[str, float]]) -> str:
+        return html.escape(", ".join(f"{label} F1={m['f1']}" for label, m in per_class.items()))
+
+    rows = "".join(f"<tr><th>{html.escape(lang)}</th><td>{m['n']}</td><td>{m['accuracy']}</td><td>{m['macro_f1']}</td>"
+                   f"<td>{classes(m['per_class'])}</td></tr>" for lang, m in per_language.items())
+    return (f"<table class=per-language border=1><tr><th></th><th>n</th><th>accuracy</th><th>macro F1</th>"
+            f"<th>per class</th></tr>{rows}</table>")
 
 
 def save_confusion(rep: dict[str, Any], out_dir: Path) -> list[Path]:
