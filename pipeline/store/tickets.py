@@ -55,6 +55,9 @@ from pipeline.store.schema import (
 SUGGEST_MIN_SHINGLES = 8  # shorter texts ("where is my order?") are said alike by strangers
 SUGGEST_SCORE = 0.8
 SUGGEST_NAME_SCORE = 0.5  # the same display name and text this similar
+# Other customers' messages compared per new message, at most: a template many customers send ("where
+# is my order 123?") shares band keys with all of them, and comparing each would cost seconds a batch.
+SUGGEST_CANDIDATES = 16
 
 _MUTABLE = ("type", "category", "urgency", "message_count", "repeat_count", "sla_due_at", "updated_at")
 
@@ -348,21 +351,24 @@ class SqlTicketStore:
         if not hits:
             return
         by_key: dict[int, list[Any]] = {}
-        other: dict[int, Sketch] = {}
         for hit in hits:
-            by_key.setdefault(hit.band_key, []).append(hit)
-            if hit.message_id not in other:
-                other[hit.message_id] = Sketch.from_bytes(hit.sketch)
+            found = by_key.setdefault(hit.band_key, [])
+            if len(found) < SUGGEST_CANDIDATES:
+                found.append(hit)
+        other: dict[int, Sketch] = {}
         names = dict(conn.execute(select(customers.c.id, customers.c.display_name).where(_in(
             conn, customers.c.id, sorted({h.customer_id for h in hits} | {row["customer_id"] for row, _, _ in probes}))
         )).tuples().all())
         for row, mine, ks in probes:
             seen: set[int] = set()
-            for hit in (h for k in ks for h in by_key.get(k, ())):
+            candidates = {h.message_id: h for k in ks for h in by_key.get(k, ())}
+            for hit in list(candidates.values())[:SUGGEST_CANDIDATES]:
                 if hit.customer_id == row["customer_id"] or hit.customer_id in seen:
                     continue
                 if abs(row["received_at"] - hit.received_at) > window:
                     continue
+                if hit.message_id not in other:
+                    other[hit.message_id] = Sketch.from_bytes(hit.sketch)
                 sim = compare(mine, other[hit.message_id])
                 my_name, their_name = names.get(row["customer_id"]), names.get(hit.customer_id)
                 same_name = bool(my_name and their_name and my_name.casefold() == their_name.casefold())
