@@ -1,8 +1,9 @@
 """The relay is exactly once into Kafka, across SIGKILL.
 
 10,000 messages (and some customer merges and un-merges) are written to PostgreSQL through the real
-store while the relay runs as its own process (`python -m pipeline.relay`); the relay is killed
-with SIGKILL three times and restarted. Read with read_committed, the topic holds every outbox
+store while the relay runs as its own process (`python -m pipeline.relay`); three times the relay is
+stopped while a backlog builds, then killed with SIGKILL during the catch-up (twice inside an open
+Kafka transaction, once at a random moment), and restarted. Read with read_committed, the topic holds every outbox
 event exactly once, and each ticket's events in outbox order.
 """
 
@@ -112,6 +113,29 @@ async def read_committed(cfg, topic: str, isolation: str = "read_committed") -> 
         await consumer.stop()
 
 
+async def kill_in_open_transaction(cfg, relay: subprocess.Popen[bytes], timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
+    """SIGKILL the relay as soon as the topic's high watermark passes its last stable offset (records of an
+    open transaction are on the broker); True if it was caught so, False if it was killed at the timeout."""
+    parts = await topic_partitions(cfg, cfg.topics.events)
+    committed = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers, isolation_level="read_committed")
+    everything = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers)
+    await committed.start()
+    await everything.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stable, written = await committed.end_offsets(parts), await everything.end_offsets(parts)
+            if any(written[tp] > stable[tp] for tp in parts):
+                relay.send_signal(signal.SIGKILL)
+                return True
+            await asyncio.sleep(0.005)
+        relay.send_signal(signal.SIGKILL)
+        return False
+    finally:
+        await committed.stop()
+        await everything.stop()
+
+
 def unpublished(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).where(ticket_events.c.published_at.is_(None))).scalar() or 0
@@ -133,6 +157,7 @@ def test_sigkill_of_the_relay_neither_loses_nor_doubles_nor_reorders(kafka_setti
     writer.start()
     rng = random.Random(1)
     kills = []
+    mid_transaction = 0
     try:
         for n in range(KILLS):
             # a backlog builds while the relay is stopped; the kill lands at a random moment of the catch-up
@@ -143,9 +168,12 @@ def test_sigkill_of_the_relay_neither_loses_nor_doubles_nor_reorders(kafka_setti
             wait_until(lambda b=backlog_from: writer.written >= b + 1000 or writer.error, 300, "a backlog")
             before = _published(engine)
             relay.send_signal(signal.SIGCONT)
-            wait_until(lambda b=before: _published(engine) > b, 120, "the relay catching up", interval=0.01)
-            time.sleep(rng.uniform(0.0, 0.3))
-            relay.send_signal(signal.SIGKILL)
+            if n % 2 == 0:  # inside an open Kafka transaction: records sent, commit not yet
+                mid_transaction += asyncio.run(kill_in_open_transaction(cfg, relay, 60))
+            else:  # anywhere in the catch-up, after a batch went through
+                wait_until(lambda b=before: _published(engine) > b, 120, "the relay catching up", interval=0.01)
+                time.sleep(rng.uniform(0.0, 0.3))
+                relay.send_signal(signal.SIGKILL)
             relay.wait(10)
             kills.append((writer.written, _published(engine)))
             relay = start_relay(config, log)
@@ -181,14 +209,16 @@ def test_sigkill_of_the_relay_neither_loses_nor_doubles_nor_reorders(kafka_setti
     recoveries = log.read_text().count("relay recovered")
     print(f"\nrelay crash: outbox events {len(outbox)}, topic (read_committed) {len(committed)}, "
           f"aborted records hidden {len(everything) - len(committed)}, kills {len(kills)} at (written, published) "
-          f"{kills}, recoveries from the state topic {recoveries}, merges {writer.merges}, "
+          f"{kills} ({mid_transaction} inside an open transaction), recoveries from the state topic {recoveries}, "
+          f"merges {writer.merges}, "
           f"unmerges {writer.unmerges}, duplicates {duplicates}, tickets out of order {out_of_order}, "
           f"{elapsed:.1f} s")
     assert len(outbox) >= MESSAGES
     assert duplicates == 0
     assert set(ids) == {e for e, _ in outbox}
     assert out_of_order == 0
-    assert len(kills) == KILLS and all(0 < published < len(outbox) for _, published in kills)
+    assert len(kills) == KILLS and all(published < len(outbox) for _, published in kills)
+    assert mid_transaction >= 1 and len(everything) > len(committed), "no kill landed inside a transaction"
 
 
 def _published(engine: Engine) -> int:
