@@ -33,11 +33,11 @@ LICENCES = {"team.jsonl": "written by the project team (project licence)",
 
 
 def team_rows(path: Path = TEAM) -> list[tuple[str, str]]:
-    return [(r["text"], r["type"]) for r in map(json.loads, path.open(encoding="utf-8"))]
+    return [(r["text"], r["type"]) for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
 
 
 def banking77_rows(path: Path, sample: int = BANKING77_SAMPLE) -> list[tuple[str, str]]:
-    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     pairs = [(r["text"], r["proxy"]["type"]) for r in rows if r["proxy"].get("type") in ("complaint", "inquiry")]
     return random.Random(SEED).sample(pairs, min(sample, len(pairs)))
 
