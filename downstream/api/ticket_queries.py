@@ -34,10 +34,9 @@ from pipeline.store.schema import UtcDateTime, messages, tickets
 
 URGENCY_RANK_COLUMN = literal_column(URGENCY_RANK_SQL, Integer)
 _T = tickets.c
-# A ticket matches when one of its messages does, in its subject or text (the ticket's subject comes from them).
-# Written as the index expression of migration 0005, verbatim.
-FTS_MESSAGES = ("to_tsvector('simple', coalesce(messages.subject, '') || ' ' || messages.text) "
-                 "@@ plainto_tsquery('simple', :q)")
+# A ticket matches when one of its messages does, in its subject or text (the ticket's subject comes from them):
+# `search_vector` is the stored, indexed to_tsvector of both (PostgreSQL only, migration 0005).
+FTS_MESSAGES = "messages.search_vector @@ plainto_tsquery('simple', :q)"
 
 
 class CursorError(ValueError):

@@ -47,7 +47,7 @@ def test_index_serves_filter_and_order_without_a_sort(pg_engine: Engine) -> None
     with pg_engine.connect() as conn:  # the search condition is written as the full-text index expression
         conn.execute(text("SET enable_seqscan = off"))
         plan = conn.execute(text(f"EXPLAIN SELECT ticket_id FROM messages WHERE {FTS_MESSAGES}"), {"q": "x"})
-        assert "ix_messages_fts" in "\n".join(plan.scalars())
+        assert "ix_messages_search_vector" in "\n".join(plan.scalars())
 
 
 def test_api_on_postgres(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

@@ -23,9 +23,13 @@ _INDEXES = {
     "ix_tickets_queue_rank_sla": f"tickets (({_RANK}), sla_due_at, id) WHERE {_OPEN}",
     "ix_tickets_created_at_id": "tickets (created_at, id)",
     "ix_tickets_updated_at_id": "tickets (updated_at, id)",
-    # full-text search (q) in what customers wrote: a message's subject and text, any language ('simple')
-    "ix_messages_fts": "messages USING gin (to_tsvector('simple', coalesce(subject, '') || ' ' || text))",
+    "ix_messages_search_vector": "messages USING gin (search_vector)",
 }
+# Full-text search (q) in what customers wrote: a message's subject and text, any language ('simple').
+# Stored, not only indexed: checking a ticket's messages while walking the queue order then reads the
+# vector instead of parsing the text again (which cost a second for a word in 1 % of 1,000,000 tickets).
+_SEARCH_VECTOR = ("ALTER TABLE messages ADD COLUMN search_vector tsvector GENERATED ALWAYS AS "
+                  "(to_tsvector('simple', coalesce(subject, '') || ' ' || text)) STORED")
 
 
 def upgrade() -> None:
@@ -44,6 +48,7 @@ def upgrade() -> None:
                               postgresql_where=sa.text('revoked_at IS NULL'),
                               sqlite_where=sa.text('revoked_at IS NULL'))
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(_SEARCH_VECTOR)
         for name, definition in _INDEXES.items():
             op.execute(f"CREATE INDEX {name} ON {definition}")
 
@@ -52,6 +57,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for name in _INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
+        op.execute("ALTER TABLE messages DROP COLUMN IF EXISTS search_vector")
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index('uq_api_tokens_name_active', sqlite_where=sa.text('revoked_at IS NULL'),
                             postgresql_where=sa.text('revoked_at IS NULL'))
