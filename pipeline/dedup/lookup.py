@@ -10,7 +10,7 @@ index scans themselves).
 - `recent_sketches`: the sketches of some customers' messages within the window
   (`ix_dedup_sketches_customer_received`: one range scan per customer).
 - `band_candidates`: messages sharing an LSH band key within the window, with their sketches, in one
-  statement (a range scan of `dedup_bands`' primary key per key, then the sketch by primary key).
+  statement (a range scan of `dedup_bands`' primary key per key, index only, then the sketch by primary key).
 """
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ _RECENT = {
     "sqlite": "SELECT customer_id, ticket_id, received_at, sketch FROM dedup_sketches "
               "WHERE customer_id IN (SELECT value FROM json_each(?)) AND received_at >= ? ORDER BY received_at",
 }
-# The band rows are found by (band_key, received_at); only the rows of other customers are joined to
-# their sketches, so a customer's own messages (the other lookup's job) cost no sketch read.
+# Only the primary key of `dedup_bands` is read (band_key, received_at, message_id: an index-only scan
+# on PostgreSQL, a covering index on SQLite); the customer is the sketch's, read with the sketch, so a
+# probe costs one index descent per key plus one sketch per distinct message found.
 _BANDS = {
-    "postgresql": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
+    "postgresql": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch FROM dedup_bands b "
                   "JOIN dedup_sketches s ON s.message_id = b.message_id "
-                  "WHERE b.band_key = ANY(%s::bigint[]) AND b.received_at >= %s AND b.customer_id <> %s::bigint "
+                  "WHERE b.band_key = ANY(%s::bigint[]) AND b.received_at >= %s AND s.customer_id <> %s::bigint "
                   "LIMIT %s",
-    "sqlite": "SELECT b.band_key, b.message_id, b.customer_id, b.received_at, s.sketch FROM dedup_bands b "
+    "sqlite": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch FROM dedup_bands b "
               "JOIN dedup_sketches s ON s.message_id = b.message_id "
-              "WHERE b.band_key IN (SELECT value FROM json_each(?)) AND b.received_at >= ? AND b.customer_id <> ? "
+              "WHERE b.band_key IN (SELECT value FROM json_each(?)) AND b.received_at >= ? AND s.customer_id <> ? "
               "LIMIT ?",
 }
 
