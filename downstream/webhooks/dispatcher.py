@@ -35,7 +35,6 @@ class EventSource(Protocol):
 @dataclass
 class DispatcherStats:
     events_read: int = 0
-    deliveries_recorded: int = 0
     attempts: int = 0
     delivered: int = 0
     failed_attempts: int = 0
