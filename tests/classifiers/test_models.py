@@ -67,3 +67,15 @@ def test_models_dir_is_configurable(monkeypatch, tmp_path):
     assert models_dir() == tmp_path
     monkeypatch.delenv("INTAKE_MODELS_DIR")
     assert str(models_dir()) == "var/models"
+
+
+def test_shadow_is_recorded_beside_the_active_version(store):
+    store.promote("v1")
+    store.set_shadow("v2")
+    assert store.shadow() == "v2" and store.active() == "v1"
+    assert store.history()[-1] == {"action": "shadow", "version": "v2", "previous": None,
+                                   "at": store.history()[-1]["at"]}
+    store.set_shadow(None)
+    assert store.shadow() is None
+    with pytest.raises(ModelStoreError, match="no model version 'v9'"):
+        store.set_shadow("v9")
