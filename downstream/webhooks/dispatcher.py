@@ -176,10 +176,16 @@ class WebhookDispatcher:
                     await self._refresh_workers()
                 except Exception as exc:
                     log.error("webhooks: loading subscriptions failed (%r)", exc)
+                if reading.done() and not stop.is_set():
+                    # the source stopped on an error: start it again from its stored position
+                    error = None if reading.cancelled() else reading.exception()
+                    log.error("webhooks: event source %s ended (%r); restarting it", self.source.name, error)
+                    reading = asyncio.create_task(self.source.run(self.ingest, stop), name=self.source.name)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.cfg.refresh_subscriptions_s)
         finally:
-            await reading
+            with contextlib.suppress(Exception):
+                await reading
             await self._stop_workers(list(self._workers))
 
     async def _refresh_workers(self) -> None:

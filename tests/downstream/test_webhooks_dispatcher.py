@@ -176,3 +176,35 @@ def test_events_the_real_pipeline_and_relay_wrote_are_delivered_signed(processor
     verify(sub.secret, request.headers["Omnintake-Signature"], body)
     assert request.headers["Omnintake-Event-Type"] == "ticket.created"
     assert json.loads(body)["ticket"]["number"] and events_file.read_text().count("\n") == 2
+
+
+def test_an_event_source_that_fails_is_started_again(engine):
+    import httpx
+
+    from downstream.webhooks.deliveries import StreamEvent
+
+    create_subscription(engine, SubscriptionSpec(url="https://hooks.example/in"))
+
+    class FailingOnceSource:
+        name = "failing-once"
+        runs = 0
+
+        async def run(self, ingest, stop) -> None:
+            self.runs += 1
+            if self.runs == 1:
+                raise RuntimeError("broker said no")
+            await ingest([StreamEvent.parse(json.dumps(ticket_event("T1", 0)))], None)
+            await stop.wait()
+
+    source = FailingOnceSource()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        task = asyncio.create_task(WebhookDispatcher(engine, fast_config(), source, transport).run(stop))
+        assert await until(lambda: counts_by_status(engine).get(DELIVERED) == 1, timeout_s=20)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert source.runs == 2
