@@ -99,19 +99,17 @@ Category = Literal["product", "delivery", "billing", "service", "misleading", "r
 
 
 class Relabel(_Strict):
-    """An operator's labels for the ticket; also stored as a correction of one message (training data)."""
+    """An operator's labels for the ticket (those not given stay); also kept as a correction of the ticket's
+    latest message, training data for the classifiers."""
 
-    type: TicketType
+    type: TicketType | None = None
     category: Category | None = Field(None, description="complaints only")
-    urgency: Urgency | None = Field(None, description="left as it is when not given")
-    message_id: int | None = Field(None, description="the message the correction is about; default: the message "
-                                                     "that opened the ticket")
+    urgency: Urgency | None = None
 
 
 class Relabelled(BaseModel):
     ticket: Ticket
     event_id: str | None = Field(description="the `ticket.reclassified` event; null when the labels were already so")
-    correction_id: int
 
 
 class StatusChanged(BaseModel):

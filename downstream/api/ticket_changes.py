@@ -8,10 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from classifiers.labels import URGENCIES
-from pipeline.config import SlaConfig
 from pipeline.events import EventType, outbox_row, ticket_event
-from pipeline.stages.ticketing import sla_due
 from pipeline.store.schema import OPEN_STATUSES, ticket_events, tickets
 
 
@@ -55,24 +52,3 @@ def change_status(conn: Connection, number: str, status: str, now: datetime) -> 
     conn.execute(update(tickets).where(tickets.c.id == ticket["id"]).values(status=status, updated_at=now))
     ticket |= {"status": status, "updated_at": now}
     return ticket, write_event(conn, ticket, "ticket.status_changed", {"status": [before, status]}, now)
-
-
-def relabel(conn: Connection, number: str, labels: dict[str, str | None], sla: SlaConfig,
-            now: datetime) -> tuple[dict[str, Any], str | None]:
-    """Set the ticket's type, category and (when given) urgency as an operator decided; a new urgency
-    moves the SLA due time to what that urgency allows from the ticket's opening. Writes
-    `ticket.reclassified` with what changed; (ticket, None) when nothing did."""
-    ticket = locked_ticket(conn, number)
-    if ticket["status"] == "merged":
-        raise TicketConflict(f"ticket {number} was merged into another: relabel that one")
-    wanted = {k: v for k, v in labels.items() if k != "urgency" or v is not None}
-    changes = {k: [ticket[k], v] for k, v in wanted.items() if ticket[k] != v}
-    if not changes:
-        return ticket, None
-    values: dict[str, Any] = {k: v for k, (_, v) in changes.items()} | {"updated_at": now}
-    if "urgency" in changes:
-        assert wanted["urgency"] in URGENCIES
-        values["sla_due_at"] = sla_due(ticket["created_at"], str(wanted["urgency"]), sla)
-    conn.execute(update(tickets).where(tickets.c.id == ticket["id"]).values(values))
-    ticket |= values
-    return ticket, write_event(conn, ticket, "ticket.reclassified", changes, now)

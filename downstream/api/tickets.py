@@ -21,7 +21,8 @@ from downstream.api.schemas import (
     TicketQuery,
 )
 from downstream.api.store import ReadConnection
-from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status, relabel
+from downstream.api.ticket_changes import TicketConflict, TicketNotFound, change_status
+from downstream.api.ticket_labels import relabel
 from downstream.api.ticket_queries import CursorError, TicketFilter, ticket_page
 from downstream.api.tokens import Principal
 from pipeline.envelope import utcnow
@@ -95,37 +96,21 @@ def _body_error(field: str, message: str) -> HTTPException:
 @router.post("/{number}/labels", response_model=Relabelled)
 def post_labels(request: Request, number: str, body: Relabel,
                 principal: Annotated[Principal, Depends(require_role(*WRITERS))]) -> dict[str, Any]:
-    """Relabel the ticket: the correction is stored for training (`train --with-corrections`), then the
-    ticket's labels change with a `ticket.reclassified` event in the same transaction."""
-    from classifiers.corrections import CorrectionError, record_correction
+    """Relabel the ticket (`downstream.api.ticket_labels.relabel`): labels, the SLA due time of a new urgency,
+    a `ticket.reclassified` event and the correction as training data, in one transaction."""
+    from classifiers.corrections import CorrectionError
 
-    engine = request.app.state.engine
-    with engine.connect() as conn:
-        found = conn.execute(select(tickets.c.id, tickets.c.status).where(tickets.c.number == number)).first()
-        if found is None:
-            raise HTTPException(404, detail=f"no ticket {number}")
-        ticket_id = found.id
-        if found.status == "merged":  # refused before the correction is stored
-            raise HTTPException(409, detail=f"ticket {number} was merged into another: relabel that one")
-        ours = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
-        if body.message_id is not None:
-            ours = ours.where(messages.c.id == body.message_id)
-        message_id = conn.execute(ours.order_by(messages.c.received_at, messages.c.id).limit(1)).scalar()
-    if message_id is None:
-        raise _body_error("message_id", f"no message {body.message_id} on ticket {number}")
-    if body.category is not None and body.type != "complaint":
-        raise _body_error("category", "only complaints have a category")
+    if body.type is None and body.category is None and body.urgency is None:
+        raise _body_error("type", "give at least one of type, category, urgency")
+    settings = request.app.state.settings
     try:
-        correction = record_correction(engine, message_id, body.type, body.category, body.urgency,
-                                       by=principal.name)
-    except CorrectionError as exc:
-        raise _body_error("type", str(exc)) from exc
-    labels = {"type": body.type, "category": body.category, "urgency": body.urgency}
-    try:
-        with engine.begin() as conn:
-            ticket, event = relabel(conn, number, labels, request.app.state.settings.pipeline.sla_hours, utcnow())
+        with request.app.state.engine.begin() as conn:
+            ticket, event = relabel(conn, number, principal.name, utcnow(), settings.pipeline.sla_hours,
+                                    type=body.type, category=body.category, urgency=body.urgency)
     except TicketNotFound as exc:
         raise HTTPException(404, detail=f"no ticket {number}") from exc
     except TicketConflict as exc:
         raise HTTPException(409, detail=str(exc)) from exc
-    return {"ticket": Ticket.model_validate(ticket), "event_id": event, "correction_id": correction.id}
+    except CorrectionError as exc:
+        raise _body_error("category" if "category" in str(exc) else "type", str(exc)) from exc
+    return {"ticket": Ticket.model_validate(ticket), "event_id": event}
