@@ -1,19 +1,25 @@
-"""The learned classifier: spaCy text classification over character n-grams.
+"""The learned classifier: a spaCy `textcat` over weighted character and word n-grams.
 
-A blank multilingual spaCy pipeline with one `textcat` (TextCatBOW). Its documents are built here,
-one token per character of the case-folded, NFKC-normalised text, so the bag-of-n-grams model sees
-character 1-4-grams: Chinese needs no word segmenter, and Vietnamese syllables, Russian and Greek
-inflections share their stems. Text beyond MAX_CHARS is cut before it reaches the model.
+A blank multilingual (`xx`) spaCy pipeline with one `textcat` whose model is `omnintake.NgramBOW.v1`
+(classifiers/textcat_features.py): spaCy's bag-of-n-grams classifier fed with sublinear, length-
+normalised character 1-4-grams and word 1-2-grams. Documents are the NFKC-normalised, case-folded
+text split into words and punctuation; each Chinese or Japanese character is a word of its own (the
+character n-grams already cover Chinese words, and a segmenter would cost more than the whole model).
+Text beyond MAX_CHARS is cut before it reaches the model.
+
+Every choice that shapes training is a field of `TextCatSettings`, saved with each model version.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import spacy
 from spacy.tokens import Doc
@@ -21,13 +27,35 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
+from classifiers.textcat_features import ARCHITECTURE, model_doc
+
 MAX_CHARS = 1000
-NGRAM_SIZE = 4
-EPOCHS = 4
-BATCH_SIZE = 64
-LEARN_RATE = 0.001
-L2 = 0.0
 EMPTY_CONFIDENCE = 0.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TextCatSettings:
+    """How a model is built and trained; the defaults were chosen on held-out slices of training halves."""
+
+    char_sizes: tuple[int, ...] = (1, 2, 3, 4)
+    word_sizes: tuple[int, ...] = (1, 2)
+    word_weight: float = 1.0  # of the word group beside the character group (each has unit length)
+    normalise: bool = False  # True: 1 + log(count), unit length per group; False: raw counts as in TextCatBOW
+    hash_rows: int = 2**20
+    learn_rate: float = 0.001
+    batch_size: int = 64
+    max_epochs: int = 10
+    # early stopping: a seeded slice of the training data (never the evaluation data) is held out,
+    # training stops once its accuracy has not improved for `patience` epochs, the best epoch is kept
+    dev_fraction: float = 0.1
+    min_dev_examples: int = 30
+    patience: int = 2
+    refit: bool = True  # after early stopping, train a fresh model on all of the data for the best epoch count
+    epochs_without_dev: int = 4  # a set too small for a dev slice trains this many epochs
+
+
+DEFAULT_SETTINGS = TextCatSettings()
 
 
 class TrainingDataError(ValueError):
@@ -53,55 +81,100 @@ class TextCatClassifier:
     def __init__(self, nlp: spacy.language.Language) -> None:
         self.nlp = nlp
         self._textcat = nlp.get_pipe("textcat")
+        # the model reads token text only: skip computing spaCy's lexical attributes for every new word
+        nlp.vocab.lex_attr_getters = {}
+        # versions saved before omnintake.NgramBOW read spaCy's TextCatBOW over one token per character
+        self._char_tokens = nlp.config["components"]["textcat"]["model"]["@architectures"] != ARCHITECTURE
         self.labels: tuple[str, ...] = tuple(self._textcat.labels)
 
     def _doc(self, text: str) -> Doc:
-        # the " " tokens mark word starts and ends as n-gram context; the model reads token text only, so
-        # the default trailing spaces do no harm and halve the time it takes to build the Doc
-        return Doc(self.nlp.vocab, words=[" ", *model_text(text), " "])
+        if self._char_tokens:
+            return Doc(self.nlp.vocab, words=[" ", *model_text(text), " "])
+        return model_doc(self.nlp.vocab, model_text(text))
 
     @classmethod
-    def train(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int = 0, epochs: int = EPOCHS,
+    def train(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int = 0,
+              settings: TextCatSettings = DEFAULT_SETTINGS,
               progress: Callable[[int, int], None] | None = None) -> TextCatClassifier:
+        """Early stopping on a slice of the training data picks the number of epochs; with `refit`, a fresh
+        model then learns from all of the data for that many epochs."""
         check_training_data(texts, labels)
+        label_set = sorted(set(labels))
+        model = cls._blank(label_set, settings, seed)
+        examples = [_example(model._doc(t), {x: float(x == y) for x in label_set})
+                    for t, y in zip(texts, labels, strict=True)]
+        rng = random.Random(seed)
+        fit, dev = dev_split(examples, labels, settings, rng)
+        work = (settings.max_epochs * len(fit) + (settings.max_epochs * len(examples) if settings.refit else 0)
+                if dev else settings.epochs_without_dev * len(fit))
+        counter = _Progress(work, progress)
+        epochs = model._fit(fit, dev, settings.max_epochs if dev else settings.epochs_without_dev, settings, rng,
+                            counter)
+        if dev and settings.refit:
+            counter.total = counter.done + epochs * len(examples)
+            model = cls._blank(label_set, settings, seed)
+            model._fit(examples, [], epochs, settings, random.Random(seed), counter)
+        counter.finish()
+        return model
+
+    @classmethod
+    def _blank(cls, label_set: Sequence[str], settings: TextCatSettings, seed: int) -> TextCatClassifier:
         fix_random_seed(seed)
         nlp = spacy.blank("xx")
         textcat = nlp.add_pipe("textcat", config={"model": {
-            "@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True, "length": 2**20,
-            "ngram_size": NGRAM_SIZE, "no_output_layer": False}})
-        label_set = sorted(set(labels))
+            "@architectures": ARCHITECTURE, "char_sizes": list(settings.char_sizes),
+            "word_sizes": list(settings.word_sizes), "word_weight": settings.word_weight,
+            "normalise": settings.normalise, "length": settings.hash_rows}})
         for label in label_set:
             textcat.add_label(label)
-        model = cls(nlp)
-        examples = [Example.from_dict(model._doc(t), {"cats": {x: float(x == y) for x in label_set}})
-                    for t, y in zip(texts, labels, strict=True)]
-        nlp.initialize(lambda: examples[:500])
+        return cls(nlp)
+
+    def _fit(self, fit: list[Example], dev: list[Example], max_epochs: int, settings: TextCatSettings,
+             rng: random.Random, counter: _Progress) -> int:
+        """Train up to `max_epochs` (fewer when the dev score stops improving); keeps the best epoch's
+        averaged weights and returns how many epochs that was."""
+        self.nlp.initialize(lambda: fit[:500])
         # averaged weights (as `spacy train` saves them) are steadier than the last step's
-        optimizer = Adam(LEARN_RATE, L2=L2, use_averages=True)
-        rng = random.Random(seed)
-        done, total = 0, epochs * len(examples)
-        for _ in range(epochs):
-            rng.shuffle(examples)
-            for batch in minibatch(examples, BATCH_SIZE):
-                nlp.update(batch, sgd=optimizer, drop=0.0)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-        with nlp.use_params(optimizer.averages):
-            weights = nlp.to_bytes()
-        nlp.from_bytes(weights)
-        model.labels = tuple(textcat.labels)
-        return model
+        optimizer = Adam(settings.learn_rate, use_averages=True)
+        best_score, best_weights, best_epochs = -math.inf, b"", 0
+        for epoch in range(1, max_epochs + 1):
+            rng.shuffle(fit)
+            for batch in minibatch(fit, settings.batch_size):
+                self._textcat.update(batch, sgd=optimizer, drop=0.0)
+                counter.add(len(batch))
+            if not dev:
+                continue
+            with self.nlp.use_params(optimizer.averages):
+                score = self._dev_score(dev)
+                if score > best_score:
+                    best_score, best_weights, best_epochs = score, self.nlp.to_bytes(), epoch
+            if epoch - best_epochs >= settings.patience:
+                break
+        if not dev:
+            with self.nlp.use_params(optimizer.averages):
+                best_weights, best_epochs = self.nlp.to_bytes(), max_epochs
+        self.nlp.from_bytes(best_weights)
+        self.labels = tuple(self._textcat.labels)
+        return best_epochs
+
+    def _dev_score(self, examples: Sequence[Example]) -> float:
+        """Mean log-probability of the gold labels: smoother than accuracy on a small slice."""
+        docs = self._textcat.pipe((eg.predicted for eg in examples), batch_size=512)
+        total = sum(math.log(max(doc.cats[_gold(eg)], 1e-6)) for doc, eg in zip(docs, examples, strict=True))
+        return total / len(examples)
 
     def predict(self, texts: Iterable[str], batch_size: int = 512) -> list[Prediction]:
         texts = list(texts)
         out: list[Prediction] = []
-        docs = self._textcat.pipe((self._doc(t) for t in texts), batch_size=batch_size)
-        for text, doc in zip(texts, docs, strict=True):
-            scores = {k: round(float(v), 4) for k, v in doc.cats.items()}
-            label = max(scores, key=scores.__getitem__)
-            confidence = scores[label] if model_text(text) else EMPTY_CONFIDENCE
-            out.append(Prediction(label, confidence, scores))
+        # a memory zone frees the words of these texts from the vocabulary afterwards: a long-running
+        # process would otherwise keep every word it has ever seen
+        with self.nlp.memory_zone():
+            docs = self._textcat.pipe((self._doc(t) for t in texts), batch_size=batch_size)
+            for text, doc in zip(texts, docs, strict=True):
+                scores = {k: round(float(v), 4) for k, v in doc.cats.items()}
+                label = max(scores, key=scores.__getitem__)
+                confidence = scores[label] if model_text(text) else EMPTY_CONFIDENCE
+                out.append(Prediction(label, confidence, scores))
         return out
 
     def save(self, path: Path) -> None:
@@ -112,11 +185,61 @@ class TextCatClassifier:
         return cls(spacy.load(path))
 
 
+class _Progress:
+    def __init__(self, total: int, report: Callable[[int, int], None] | None) -> None:
+        self.done, self.total, self.report = 0, total, report
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.report:
+            self.report(self.done, self.total)
+
+    def finish(self) -> None:
+        self.total = self.done
+        self.add(0)
+
+
+def settings_dict(settings: TextCatSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    return {"architecture": ARCHITECTURE, **asdict(settings)}
+
+
+def _example(doc: Doc, cats: dict[str, float]) -> Example:
+    # cheaper than Example.from_dict, which rebuilds the reference Doc word by word in Python
+    reference = doc.copy()
+    reference.cats = cats
+    return Example(doc, reference)
+
+
+def _gold(example: Example) -> str:
+    cats = example.reference.cats
+    return max(cats, key=cats.__getitem__)
+
+
+def dev_split(examples: list[T], labels: Sequence[str], settings: TextCatSettings,
+              rng: random.Random) -> tuple[list[T], list[T]]:
+    """A seeded, stratified slice of the training examples for early stopping (none for tiny sets)."""
+    n_dev = int(len(examples) * settings.dev_fraction)
+    if n_dev < settings.min_dev_examples:
+        return list(examples), []
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    dev_ids: set[int] = set()
+    for label in sorted(by_label):
+        ids = by_label[label]
+        rng.shuffle(ids)
+        dev_ids.update(ids[: round(len(ids) * settings.dev_fraction)])
+    return ([eg for i, eg in enumerate(examples) if i not in dev_ids],
+            [eg for i, eg in enumerate(examples) if i in dev_ids])
+
+
 def check_training_data(texts: Sequence[str], labels: Sequence[str]) -> None:
     if len(texts) != len(labels):
         raise TrainingDataError(f"{len(texts)} texts but {len(labels)} labels")
     if not texts:
         raise TrainingDataError("no training examples")
+    if not any(model_text(t) for t in texts):
+        raise TrainingDataError(f"all {len(texts)} training examples have no text (empty or only spaces)")
     counts = Counter(labels)
     if len(counts) < 2:
         raise TrainingDataError(f"only one class in the training data: {next(iter(counts))!r} "

@@ -2,7 +2,18 @@ import pytest
 
 pytest.importorskip("spacy")  # declared in pyproject.toml; skips only where it is not installed yet
 
-from classifiers.textcat import EMPTY_CONFIDENCE, MAX_CHARS, TextCatClassifier, TrainingDataError, model_text
+import random
+
+from classifiers.textcat import (
+    DEFAULT_SETTINGS,
+    EMPTY_CONFIDENCE,
+    MAX_CHARS,
+    TextCatClassifier,
+    TrainingDataError,
+    dev_split,
+    model_text,
+)
+from classifiers.textcat_features import ARCHITECTURE
 from tests.classifiers.textcat_data import COMPLAINT, PRAISE, rows
 
 
@@ -62,3 +73,36 @@ def test_one_class_is_an_error_naming_the_class():
 def test_no_examples_is_an_error():
     with pytest.raises(TrainingDataError, match="no training examples"):
         TextCatClassifier.train([], [])
+
+
+def test_texts_of_different_lengths_and_labels_are_an_error():
+    with pytest.raises(TrainingDataError, match="3 texts but 2 labels"):
+        TextCatClassifier.train(["a", "b", "c"], ["complaint", "praise"])
+
+
+def test_all_texts_empty_is_an_error():
+    with pytest.raises(TrainingDataError, match="no text"):
+        TextCatClassifier.train(["", "  ", "\n"], ["complaint", "praise", "praise"])
+
+
+def test_saved_model_records_its_features_and_reloads_them(model, tmp_path):
+    model.save(tmp_path / "m")
+    config = TextCatClassifier.load(tmp_path / "m").nlp.config["components"]["textcat"]["model"]
+    assert config["@architectures"] == ARCHITECTURE
+    assert config["char_sizes"] == list(DEFAULT_SETTINGS.char_sizes)
+    assert config["word_sizes"] == list(DEFAULT_SETTINGS.word_sizes)
+
+
+def test_progress_reaches_its_total():
+    data = rows()
+    seen = []
+    TextCatClassifier.train([t for t, _ in data], [y for _, y in data], progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] and all(d <= t for d, t in seen)
+
+
+def test_early_stopping_slice_is_stratified_and_seeded():
+    labels = ["a"] * 300 + ["b"] * 100
+    fit, dev = dev_split(list(range(400)), labels, DEFAULT_SETTINGS, random.Random(1))
+    assert len(dev) == 40 and sum(labels[i] == "b" for i in dev) == 10 and not set(fit) & set(dev)
+    assert dev_split(list(range(400)), labels, DEFAULT_SETTINGS, random.Random(1))[1] == dev
+    assert dev_split(list(range(50)), labels[:50], DEFAULT_SETTINGS, random.Random(1))[1] == []  # too few

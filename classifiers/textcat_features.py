@@ -1,0 +1,141 @@
+"""The learned classifier's features: a spaCy architecture, a bag of weighted character and word n-grams.
+
+`omnintake.NgramBOW.v1` is spaCy's TextCatBOW with its feature extractor replaced. TextCatBOW feeds raw
+n-gram counts of one token attribute to a sparse linear layer; here each document gives two groups:
+- character n-grams of its text (word boundaries included), which need no segmenter for Chinese and
+  let Vietnamese, Russian and Greek inflections share stems;
+- word n-grams of its tokens (for Vietnamese, word bigrams are syllable pairs, often whole words).
+A count becomes 1 + log(count) and each group is scaled to unit length (as in TF-IDF's sublinear,
+L2-normalised variant), so a long review does not outvote a short one and a letter repeated forty
+times is not forty times the evidence. The n-grams of a whole batch are hashed at once with numpy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from spacy.attrs import ORTH
+from spacy.ml.models.textcat import SparseLinear_v2
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Model, chain, softmax_activation
+
+ARCHITECTURE = "omnintake.NgramBOW.v1"
+_TOKEN = re.compile(r"\w+|[^\w\s]+")  # words and runs of punctuation; a run of ideographs is one token
+_TEXT = "model_text"
+_DOC_GAP = 0  # code point between two documents' texts: no character n-gram spans it
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_GROUP_CHARS, _GROUP_WORDS = np.uint64(0x1000), np.uint64(0x2000)
+_KEY_BITS = 40  # of a key kept under the document index when counting; the linear layer has 2**20 rows
+
+
+def model_doc(vocab: Vocab, text: str) -> Doc:
+    """The Doc the model reads: the words and punctuation of the text, which it also keeps whole.
+    Rebuilding `Doc.text` token by token would cost more than the whole model, and the tokens only
+    serve as words, so their trailing spaces are left at spaCy's default."""
+    doc = Doc(vocab, words=_TOKEN.findall(text))
+    doc.user_data[_TEXT] = text
+    return doc
+
+
+def _doc_text(doc: Doc) -> str:
+    text = doc.user_data.get(_TEXT)
+    return doc.text if text is None else text
+
+
+def _char_keys(texts: Sequence[str], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(document index, key) of every character n-gram of the given sizes in each text."""
+    joined = "\0".join(f" {t} " for t in texts)
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    doc_of = np.cumsum(codes == _DOC_GAP).astype(np.uint64)
+    gaps_before = np.concatenate(([0], np.cumsum(codes == _DOC_GAP)))
+    docs, keys = [], []
+    rolling = np.zeros(len(codes), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for n in range(1, max(sizes) + 1):
+            starts = len(codes) - n + 1
+            if starts <= 0:
+                break
+            rolling = rolling[:starts] * _MIX + codes[n - 1:]
+            if n in sizes:
+                clean = gaps_before[n:n + starts] == gaps_before[:starts]  # no gap inside the window
+                docs.append(doc_of[:starts][clean])
+                keys.append((rolling[clean] + np.uint64(n)) * _MIX ^ _GROUP_CHARS)
+    if not keys:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(docs), np.concatenate(keys)
+
+
+def _word_keys(docs: Sequence[Doc], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(document index, key) of every word n-gram of the given sizes in each document."""
+    out_docs, out_keys = [], []
+    with np.errstate(over="ignore"):
+        for i, doc in enumerate(docs):
+            words = doc.to_array(ORTH).astype(np.uint64)
+            for n in sizes:
+                if len(words) < n:
+                    continue
+                key = words[: len(words) - n + 1].copy()
+                for k in range(1, n):
+                    key = key * _MIX + words[k: len(words) - n + 1 + k]
+                out_keys.append((key + np.uint64(n)) * _MIX ^ _GROUP_WORDS)
+                out_docs.append(np.full(len(key), i, dtype=np.uint64))
+    if not out_keys:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(out_docs), np.concatenate(out_keys)
+
+
+def _weighted(doc_ids: np.ndarray, keys: np.ndarray, n_docs: int,
+              normalise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys per document with 1 + log(count), scaled to unit length per document (or raw counts)."""
+    compound = (doc_ids << np.uint64(_KEY_BITS)) | (keys >> np.uint64(64 - _KEY_BITS))
+    distinct, counts = np.unique(compound, return_counts=True)
+    owner = (distinct >> np.uint64(_KEY_BITS)).astype(np.int64)
+    if not normalise:
+        return owner, distinct & np.uint64((1 << _KEY_BITS) - 1), counts.astype(np.float32)
+    values = 1.0 + np.log(counts.astype(np.float32))
+    norms = np.sqrt(np.bincount(owner, weights=values * values, minlength=n_docs))
+    values = values / np.maximum(norms[owner], 1e-9)
+    return owner, distinct & np.uint64((1 << _KEY_BITS) - 1), values.astype(np.float32)
+
+
+def extract(docs: Sequence[Doc], char_sizes: Sequence[int], word_sizes: Sequence[int],
+            word_weight: float, normalise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, values, lengths) for spaCy's sparse linear layer, documents in order."""
+    n = len(docs)
+    texts = [_doc_text(doc) for doc in docs]
+    c_owner, c_keys, c_vals = _weighted(*_char_keys(texts, char_sizes), n, normalise)
+    parts_owner, parts_keys, parts_vals = [c_owner], [c_keys], [c_vals]
+    if word_sizes:
+        w_owner, w_keys, w_vals = _weighted(*_word_keys(docs, word_sizes), n, normalise)
+        parts_owner.append(w_owner)
+        parts_keys.append(w_keys | np.uint64(1 << _KEY_BITS))  # words and characters never share a key
+        parts_vals.append(w_vals * np.float32(word_weight))
+    owner = np.concatenate(parts_owner)
+    order = np.argsort(owner, kind="stable")
+    lengths = np.bincount(owner, minlength=n).astype(np.int32)
+    return np.concatenate(parts_keys)[order], np.concatenate(parts_vals)[order], lengths
+
+
+def ngram_features(char_sizes: Sequence[int], word_sizes: Sequence[int], word_weight: float,
+                   normalise: bool) -> Model:
+    def forward(model: Model, docs: Sequence[Doc], is_train: bool):
+        keys, values, lengths = extract(docs, char_sizes, word_sizes, word_weight, normalise)
+        return (model.ops.asarray(keys, dtype="uint64"), model.ops.asarray(values, dtype="f"),
+                model.ops.asarray(lengths, dtype="int32")), lambda d_out: []
+
+    return Model("ngram_features", forward)
+
+
+@registry.architectures(ARCHITECTURE)
+def build_ngram_bow(char_sizes: list[int], word_sizes: list[int], word_weight: float = 1.0,
+                    normalise: bool = True, length: int = 2**20, nO: int | None = None) -> Model:
+    """Weighted character + word n-grams -> sparse linear -> softmax (exclusive classes)."""
+    sparse_linear = SparseLinear_v2(nO=nO, length=2 ** (length - 1).bit_length())
+    model = chain(ngram_features(char_sizes, word_sizes, word_weight, normalise), sparse_linear, softmax_activation())
+    model.set_ref("output_layer", sparse_linear)
+    model.attrs["multi_label"] = False
+    return model
