@@ -24,6 +24,7 @@ _NAME_ALIASES = {"CJK": "HAN", "HIRAGANA": "KANA", "KATAKANA": "KANA", "FULLWIDT
 _cache: dict[str, str] = {}
 _group_cache: dict[str, str] = {}
 _LETTERS = re.compile(r"[^\W\d_]+")
+_LETTER = re.compile(r"[^\W\d_]")
 # a letter outside the group's blocks (the class excludes the blocks, non-letters, digits and _)
 _OUTSIDE = {group: re.compile(rf"[^{blocks}\W\d_]") for group, blocks in {
     "LATIN": "\x00-\u024f\u1e00-\u1eff", "CYRILLIC": "\u0400-\u052f", "GREEK": "\u0370-\u03ff\u1f00-\u1fff",
@@ -101,22 +102,44 @@ def script_runs(text: str) -> list[ScriptRun]:
     others = _OUTSIDE.get(group)
     if others is not None and others.search(text) is None:  # one script throughout: the usual case
         return [ScriptRun(0, len(text), group, sum(map(len, _LETTERS.findall(text))))]
+    return _runs_from(text, first.start())
+
+
+def _runs_from(text: str, pos: int) -> list[ScriptRun]:
+    """Word by word from `pos` (a word's start), jumping in one scan over the words inside the current
+    group's Unicode blocks, which count as that group as in the one-script shortcut."""
     runs: list[ScriptRun] = []
-    start, group, letters = 0, "", 0
+    start, group, letters, size = 0, "", 0, len(text)
     groups = _group_cache
-    for m in _LETTERS.finditer(text):
-        begin, end = m.span()
-        ch = text[begin]
+    while True:
+        ch = text[pos]
         g = groups.get(ch) or _letter_group(ch)
-        if g == group:
-            letters += end - begin
-            continue
-        if group:
-            runs.append(ScriptRun(start, begin, group, letters))
-            start = begin
-        group, letters = g, end - begin
-    if group:
-        runs.append(ScriptRun(start, len(text), group, letters))
+        if g != group:
+            if group:
+                runs.append(ScriptRun(start, pos, group, letters))
+                start = pos
+            group, letters = g, 0
+        end = _LETTERS.match(text, pos).end()  # type: ignore[union-attr] - pos starts a word
+        letters += end - pos
+        others = _OUTSIDE.get(group)
+        if others is None:
+            after = _LETTERS.search(text, end)
+        else:
+            out = others.search(text, end)
+            stop = out.start() if out is not None else size
+            letters += sum(map(len, _LETTERS.findall(text, end, stop)))
+            if out is None:
+                break
+            if _LETTER.match(text, stop - 1):  # inside a word that began in this group: the word is the group's
+                word_end = _LETTERS.match(text, stop).end()  # type: ignore[union-attr]
+                letters += word_end - stop
+                after = _LETTERS.search(text, word_end)
+            else:
+                after = out
+        if after is None:
+            break
+        pos = after.start()
+    runs.append(ScriptRun(start, size, group, letters))
     return runs
 
 
