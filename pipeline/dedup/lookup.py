@@ -32,17 +32,20 @@ _RECENT = {
               "WHERE customer_id IN (SELECT value FROM json_each(?)) AND received_at >= ? ORDER BY received_at",
 }
 # Only the primary key of `dedup_bands` is read (band_key, received_at, message_id: an index-only scan
-# on PostgreSQL, a covering index on SQLite); the customer is the sketch's, read with the sketch, so a
-# probe costs one index descent per key plus one sketch per distinct message found.
+# on PostgreSQL, a covering index on SQLite), at most `per_key` newest rows per key: a template that
+# thousands of customers send shares its keys with all of them. The customer is the sketch's, read
+# with the sketch, so a probe costs one index descent per key plus one sketch per message found.
 _BANDS = {
-    "postgresql": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch FROM dedup_bands b "
-                  "JOIN dedup_sketches s ON s.message_id = b.message_id "
-                  "WHERE b.band_key = ANY(%s::bigint[]) AND b.received_at >= %s AND s.customer_id <> %s::bigint "
-                  "LIMIT %s",
-    "sqlite": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch FROM dedup_bands b "
-              "JOIN dedup_sketches s ON s.message_id = b.message_id "
-              "WHERE b.band_key IN (SELECT value FROM json_each(?)) AND b.received_at >= ? AND s.customer_id <> ? "
-              "LIMIT ?",
+    "postgresql": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch "
+                  "FROM unnest(%s::bigint[]) AS k(band_key) CROSS JOIN LATERAL ("
+                  " SELECT d.band_key, d.message_id, d.received_at FROM dedup_bands d"
+                  " WHERE d.band_key = k.band_key AND d.received_at >= %s ORDER BY d.received_at DESC LIMIT %s) b "
+                  "JOIN dedup_sketches s ON s.message_id = b.message_id WHERE s.customer_id <> %s::bigint LIMIT %s",
+    "sqlite": "SELECT b.band_key, b.message_id, s.customer_id, b.received_at, s.sketch FROM ("
+              " SELECT band_key, message_id, received_at,"
+              " row_number() OVER (PARTITION BY band_key ORDER BY received_at DESC) AS n FROM dedup_bands"
+              " WHERE band_key IN (SELECT value FROM json_each(?)) AND received_at >= ?) b "
+              "JOIN dedup_sketches s ON s.message_id = b.message_id WHERE b.n <= ? AND s.customer_id <> ? LIMIT ?",
 }
 
 
@@ -70,12 +73,12 @@ def recent_sketches(conn: Connection, customer_ids: Sequence[int], since: dateti
 
 
 def band_candidates(conn: Connection, keys: Sequence[int], since: datetime, limit: int,
-                    other_than: int = -1) -> list[BandHit]:
-    """Messages since `since` sharing a band key, with their sketches, except customer `other_than`'s.
-    A message sharing several keys comes once per key."""
+                    other_than: int = -1, per_key: int = 16) -> list[BandHit]:
+    """Messages since `since` sharing a band key (the newest `per_key` of each key), with their
+    sketches, except customer `other_than`'s. A message sharing several keys comes once per key."""
     if not keys:
         return []
-    rows = _fetch(conn, _BANDS, [list(keys), since, other_than, limit])
+    rows = _fetch(conn, _BANDS, [list(keys), since, per_key, other_than, limit])
     return [BandHit(k, m, c, _time(conn, r), bytes(s)) for k, m, c, r, s in rows]
 
 

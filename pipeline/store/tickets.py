@@ -347,7 +347,8 @@ class SqlTicketStore:
         keys = sorted({k for _, _, ks in probes for k in ks})
         since = min(row["received_at"] for row, _, _ in probes) - window
         own = {row["customer_id"] for row, _, _ in probes}
-        hits = band_candidates(conn, keys, since, 50 * len(probes), other_than=own.pop() if len(own) == 1 else -1)
+        hits = band_candidates(conn, keys, since, 50 * len(probes), other_than=own.pop() if len(own) == 1 else -1,
+                               per_key=SUGGEST_CANDIDATES)
         if not hits:
             return
         by_key: dict[int, list[Any]] = {}

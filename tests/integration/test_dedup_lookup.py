@@ -41,6 +41,8 @@ def _check(url: str) -> None:
             assert hits[0].sketch == bytes([4]) * 12 and hits[0].received_at == T - timedelta(hours=1)
         assert len(band_candidates(conn, [BIG], T - timedelta(hours=48), 50)) == 5
         assert len(band_candidates(conn, [BIG], T - timedelta(hours=48), 2)) == 2
+        newest = band_candidates(conn, [BIG, 14], T - timedelta(hours=48), 50, per_key=2)  # the newest 2 per key
+        assert sorted((h.band_key, h.message_id) for h in newest) == [(BIG, 3), (BIG, 4), (14, 2)]
         assert recent_sketches(conn, [], T) == [] and band_candidates(conn, [], T, 5) == []
     engine.dispose()
 
