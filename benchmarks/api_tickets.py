@@ -218,7 +218,9 @@ def _stats(ms: list[float], rows: list[int]) -> dict[str, Any]:
 
 def _query_ms(engine: Any, params: dict[str, Any]) -> float:
     """The same page without HTTP, auth and JSON: the store's share of a request."""
-    query = TicketQuery.model_validate(params)
+    lists = ("status", "urgency", "type", "category", "language", "channel")
+    query = TicketQuery.model_validate({k: [v] if k in lists and not isinstance(v, list) else v
+                                        for k, v in params.items()})
     found = TicketFilter(**query.model_dump(exclude={"sort", "limit", "cursor", "q"}), q=query.q)
     with engine.connect() as conn:
         started = time.perf_counter()
