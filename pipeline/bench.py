@@ -7,6 +7,8 @@ messages at half the measured throughput, from a separate process, while the pip
 (end-to-end latency: producer timestamp to offset commit after the ticket transaction).
 `peak_rss_mb` is this process (pipeline, plus the benchmark's own producer and raw loop);
 `children_peak_rss_mb` the largest child (the stage worker or the paced producer).
+A phase waits as long as messages keep being processed (a loaded machine is slow, not stuck) and
+fails with the reason when the runner stops or nothing is processed for 300 s.
 """
 
 from __future__ import annotations
