@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from classifiers.active_model import LoadedModel
-from classifiers.combine import RULES_DECIDE, CombinedClassifier, Message
+from classifiers.combine import CombinedClassifier, Message
 from classifiers.labels import Labels
 from classifiers.rules import RULES_DIR, RuleClassifier
 from classifiers.shadow import Disagreement, compare
@@ -39,28 +39,11 @@ class Snapshot:
 
 class _BatchCombiner(CombinedClassifier):
     """combine.py's policy on rule answers computed once per batch (with the VIP and public signals
-    the pipeline knows), so shadow mode reuses them instead of running the rules twice.
-
-    A type model is not asked about messages whose rules type decides anyway (confidence >=
-    RULES_DECIDE): the answer is the same, the reason says so, and the batch costs a third less."""
+    the pipeline knows), so shadow mode reuses them instead of running the rules twice."""
 
     def combine(self, messages: list[Message], ruled: list[Labels]) -> list[dict[str, Any]]:
-        predicted: list[Any] = [None] * len(messages)
-        if self.model is not None:
-            ask = [i for i, r in enumerate(ruled) if not self._rules_decide(r)]
-            for i, pred in zip(ask, self.model.predict([messages[i].text for i in ask]), strict=True):
-                predicted[i] = pred
-        answers = [self._one(m, r, p) for m, r, p in zip(messages, ruled, predicted, strict=True)]
-        if self.model is not None:
-            for answer, r, p in zip(answers, ruled, predicted, strict=True):
-                if p is None and self._rules_decide(r):
-                    answer["reasons"].append(f"type {answer['type']}: rules decide (confidence "
-                                             f"{answer['type_confidence']:.2f} >= {RULES_DECIDE}); model "
-                                             f"{self.version} not asked")
-        return answers
-
-    def _rules_decide(self, ruled: Labels) -> bool:
-        return self.task == "type" and round(ruled.type_confidence, 3) >= RULES_DECIDE
+        predicted = self.model.predict([m.text for m in messages]) if self.model else [None] * len(messages)
+        return [self._one(m, r, p) for m, r, p in zip(messages, ruled, predicted, strict=True)]
 
 
 def _combiner(snapshot: Snapshot, model: LoadedModel | None) -> _BatchCombiner:

@@ -78,8 +78,9 @@ def test_train_promote_classify_rollback(models, labelled, tmp_path):
     assert run("promote", "v1").exit_code == 0
     stdin = json.dumps({"text": "非常满意，好评", "lang": "zh"}) + "\n" + json.dumps({"text": "zqx 77 blorp"}) + "\n"
     confident, unsure = (json.loads(x) for x in run("classify", stdin=stdin).output.splitlines())
-    assert confident["type"] == "praise" and confident["type_source"] == "rules"  # confident rules decide
-    assert any("rules decide" in r and "model v1 not asked" in r for r in confident["reasons"])
+    # praise cues: rule polarity plus the model's probability (classifiers/combine.py)
+    assert confident["type"] == "praise" and confident["type_source"] == "rules+model:v1"
+    assert any("rule polarity plus model probability (model v1 said" in r for r in confident["reasons"])
     assert unsure["type"] in ("complaint", "praise") and unsure["type_source"] == "model:v1"  # no cue: the model
     assert any(r.startswith(f"type {unsure['type']}: model v1 p=") for r in unsure["reasons"])
     listed = json.loads(run("list", "--json").output)
