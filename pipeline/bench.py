@@ -48,9 +48,11 @@ TEXTS = [
 
 def _envelope(i: int, run: str, rng: random.Random) -> bytes:
     customer = rng.randrange(max(1, 20_000))
+    # Order numbers unique to the run: with the same numbers, every message repeated the text of an
+    # earlier run's (other) customer within the dedup window and became an identity suggestion.
     env = Envelope(channel="chat", account="bench", message_id=f"{run}-{i}", conversation_id=f"c{customer}",
                    sender=Sender(kind="telegram_user", id=f"{run}-{customer}"), received_at=datetime.now(UTC),
-                   text=rng.choice(TEXTS).format(n=100000 + i))
+                   text=rng.choice(TEXTS).format(n=f"{run[5:15]}{i:06d}"))
     return env.model_dump_json().encode()
 
 
