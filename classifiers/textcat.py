@@ -1,10 +1,10 @@
 """The learned classifier: a spaCy `textcat` over weighted character and word n-grams.
 
 A blank multilingual (`xx`) spaCy pipeline with one `textcat` whose model is `omnintake.NgramBOW.v1`
-(classifiers/textcat_features.py): spaCy's bag-of-n-grams classifier fed with sublinear, length-
-normalised character 1-4-grams and word 1-2-grams. Documents are the NFKC-normalised, case-folded
-text split into words and punctuation; each Chinese or Japanese character is a word of its own (the
-character n-grams already cover Chinese words, and a segmenter would cost more than the whole model).
+(classifiers/textcat_features.py): spaCy's bag-of-n-grams classifier fed with character 1-4-grams
+and word 1-2-grams (for Vietnamese, syllable pairs). Documents are the NFKC-normalised, case-folded
+text split into words and punctuation; Chinese gets no word features (the character n-grams cover
+its words, and a segmenter would cost more than the whole model).
 Text beyond MAX_CHARS is cut before it reaches the model.
 
 Every choice that shapes training is a field of `TextCatSettings`, saved with each model version.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -47,7 +48,7 @@ class TextCatSettings:
     batch_size: int = 64
     max_epochs: int = 10
     # early stopping: a seeded slice of the training data (never the evaluation data) is held out,
-    # training stops once its accuracy has not improved for `patience` epochs, the best epoch is kept
+    # training stops once its mean log-likelihood has not improved for `patience` epochs
     dev_fraction: float = 0.1
     min_dev_examples: int = 30
     patience: int = 2
@@ -81,6 +82,7 @@ class TextCatClassifier:
     def __init__(self, nlp: spacy.language.Language) -> None:
         self.nlp = nlp
         self._textcat = nlp.get_pipe("textcat")
+        self._lock = threading.Lock()
         # the model reads token text only: skip computing spaCy's lexical attributes for every new word
         nlp.vocab.lex_attr_getters = {}
         # versions saved before omnintake.NgramBOW read spaCy's TextCatBOW over one token per character
@@ -167,8 +169,9 @@ class TextCatClassifier:
         texts = list(texts)
         out: list[Prediction] = []
         # a memory zone frees the words of these texts from the vocabulary afterwards: a long-running
-        # process would otherwise keep every word it has ever seen
-        with self.nlp.memory_zone():
+        # process would otherwise keep every word it has ever seen. Zones must not nest or overlap, and
+        # one model is shared by the pipeline's threads, hence the lock.
+        with self._lock, self.nlp.memory_zone():
             docs = self._textcat.pipe((self._doc(t) for t in texts), batch_size=batch_size)
             for text, doc in zip(texts, docs, strict=True):
                 scores = {k: round(float(v), 4) for k, v in doc.cats.items()}

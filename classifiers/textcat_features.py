@@ -5,9 +5,9 @@ n-gram counts of one token attribute to a sparse linear layer; here each documen
 - character n-grams of its text (word boundaries included), which need no segmenter for Chinese and
   let Vietnamese, Russian and Greek inflections share stems;
 - word n-grams of its tokens (for Vietnamese, word bigrams are syllable pairs, often whole words).
-A count becomes 1 + log(count) and each group is scaled to unit length (as in TF-IDF's sublinear,
-L2-normalised variant), so a long review does not outvote a short one and a letter repeated forty
-times is not forty times the evidence. The n-grams of a whole batch are hashed at once with numpy.
+With `normalise`, a count becomes 1 + log(count) and each group is scaled to unit length (TF-IDF's
+sublinear, L2-normalised variant without the IDF); without it (the default, see TextCatSettings) the
+counts are raw, as in TextCatBOW. The n-grams of a whole batch are hashed at once with numpy.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ from spacy.vocab import Vocab
 from thinc.api import Model, chain, softmax_activation
 
 ARCHITECTURE = "omnintake.NgramBOW.v1"
-_TOKEN = re.compile(r"\w+|[^\w\s]+")  # words and runs of punctuation; a run of ideographs is one token
+_TOKEN = re.compile(r"\w+|[^\w\s]+")  # words and runs of punctuation
+# A run of Chinese or Japanese characters is not a word (a clause, usually); the character n-grams cover
+# those words, and as word features the runs only added noise on held-out slices of training halves.
+_IDEOGRAPH_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_IDEOGRAPHS = "\u3007"  # one placeholder token per run, so a Chinese text is never an empty Doc
 _TEXT = "model_text"
 _DOC_GAP = 0  # code point between two documents' texts: no character n-gram spans it
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -36,7 +40,7 @@ def model_doc(vocab: Vocab, text: str) -> Doc:
     """The Doc the model reads: the words and punctuation of the text, which it also keeps whole.
     Rebuilding `Doc.text` token by token would cost more than the whole model, and the tokens only
     serve as words, so their trailing spaces are left at spaCy's default."""
-    doc = Doc(vocab, words=_TOKEN.findall(text))
+    doc = Doc(vocab, words=_TOKEN.findall(_IDEOGRAPH_RUN.sub(_IDEOGRAPHS, text)))
     doc.user_data[_TEXT] = text
     return doc
 

@@ -106,3 +106,39 @@ def test_early_stopping_slice_is_stratified_and_seeded():
     assert len(dev) == 40 and sum(labels[i] == "b" for i in dev) == 10 and not set(fit) & set(dev)
     assert dev_split(list(range(400)), labels, DEFAULT_SETTINGS, random.Random(1))[1] == dev
     assert dev_split(list(range(50)), labels[:50], DEFAULT_SETTINGS, random.Random(1))[1] == []  # too few
+
+
+def test_threads_sharing_a_model_get_the_same_answers(model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [t for t, _ in rows()]
+    expected = [p.scores for p in model.predict(texts)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: [p.scores for p in model.predict(texts)], range(8)))
+    assert all(r == expected for r in results)
+
+
+def test_model_doc_words_and_kept_text():
+    import spacy
+
+    from classifiers.textcat_features import model_doc
+
+    doc = model_doc(spacy.blank("xx").vocab, "giao hàng chậm, 送餐太慢了！")
+    assert [t.text for t in doc] == ["giao", "hàng", "chậm", ",", "\u3007", "！"]  # ideographs: one placeholder
+    assert doc.user_data["model_text"] == "giao hàng chậm, 送餐太慢了！"  # the character n-grams read the whole text
+
+
+def test_features_have_unit_length_per_group_when_normalised():
+    import numpy as np
+    import spacy
+
+    from classifiers.textcat_features import extract, model_doc
+
+    vocab = spacy.blank("xx").vocab
+    docs = [model_doc(vocab, "aaaa bbb"), model_doc(vocab, "xin chào bạn")]
+    keys, values, lengths = extract(docs, (1, 2, 3), (1, 2), 1.0, normalise=True)
+    assert lengths.sum() == len(keys) == len(values) and len(set(keys[: lengths[0]].tolist())) == lengths[0]
+    first = values[: lengths[0]]
+    assert np.isclose(float((first**2).sum()), 2.0, atol=1e-4)  # characters and words, each of unit length
+    _, raw_values, _ = extract(docs, (1,), (), 1.0, normalise=False)
+    assert sorted(raw_values[:3].tolist()) == [3.0, 3.0, 4.0]  # " aaaa bbb ": " " x3, "b" x3, "a" x4
