@@ -49,9 +49,10 @@ class TextCatSettings:
     max_epochs: int = 10
     # early stopping: a seeded slice of the training data (never the evaluation data) is held out,
     # training stops once its mean log-likelihood has not improved for `patience` epochs
-    dev_fraction: float = 0.1
+    dev_fraction: float = 0.0  # 0: no early stopping (on the check sets' training halves it chose too few epochs)
     min_dev_examples: int = 30
     patience: int = 2
+    min_epochs: int = 1  # early stopping chooses among epochs from this one on
     refit: bool = True  # after early stopping, train a fresh model on all of the data for the best epoch count
     epochs_without_dev: int = 4  # a set too small for a dev slice trains this many epochs
 
@@ -144,7 +145,7 @@ class TextCatClassifier:
             for batch in minibatch(fit, settings.batch_size):
                 self._textcat.update(batch, sgd=optimizer, drop=0.0)
                 counter.add(len(batch))
-            if not dev:
+            if not dev or epoch < settings.min_epochs:
                 continue
             with self.nlp.use_params(optimizer.averages):
                 score = self._dev_score(dev)

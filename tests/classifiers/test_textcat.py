@@ -2,6 +2,7 @@ import pytest
 
 pytest.importorskip("spacy")  # declared in pyproject.toml; skips only where it is not installed yet
 
+import dataclasses
 import random
 
 from classifiers.textcat import (
@@ -101,11 +102,22 @@ def test_progress_reaches_its_total():
 
 
 def test_early_stopping_slice_is_stratified_and_seeded():
+    settings = dataclasses.replace(DEFAULT_SETTINGS, dev_fraction=0.1, min_dev_examples=30)
     labels = ["a"] * 300 + ["b"] * 100
-    fit, dev = dev_split(list(range(400)), labels, DEFAULT_SETTINGS, random.Random(1))
+    fit, dev = dev_split(list(range(400)), labels, settings, random.Random(1))
     assert len(dev) == 40 and sum(labels[i] == "b" for i in dev) == 10 and not set(fit) & set(dev)
-    assert dev_split(list(range(400)), labels, DEFAULT_SETTINGS, random.Random(1))[1] == dev
-    assert dev_split(list(range(50)), labels[:50], DEFAULT_SETTINGS, random.Random(1))[1] == []  # too few
+    assert dev_split(list(range(400)), labels, settings, random.Random(1))[1] == dev
+    assert dev_split(list(range(50)), labels[:50], settings, random.Random(1))[1] == []  # too few
+
+
+def test_early_stopping_then_refit_learns_and_reports_progress():
+    settings = dataclasses.replace(DEFAULT_SETTINGS, dev_fraction=0.25, min_dev_examples=5, max_epochs=6)
+    data = rows()
+    seen = []
+    model = TextCatClassifier.train([t for t, _ in data], [y for _, y in data], settings=settings, seed=2,
+                                    progress=lambda d, t: seen.append((d, t)))
+    assert [p.label for p in model.predict(COMPLAINT[:2] + PRAISE[:2])] == ["complaint"] * 2 + ["praise"] * 2
+    assert seen[-1][0] == seen[-1][1] and all(d <= t for d, t in seen)
 
 
 def test_threads_sharing_a_model_get_the_same_answers(model):
