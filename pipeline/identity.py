@@ -9,7 +9,8 @@ already holds, the two customers are merged (automatically, recorded like an ope
 A merge moves the source customer's identities, tickets and messages to the target. If both have an
 open ticket, the older one stays open and absorbs the newer: its messages move over, its counts are
 added, the repeat count rises by one (the customer asked twice through two identities) and the newer
-ticket gets status `merged` with a `ticket.status_changed` event. Un-merge puts back exactly what
+ticket gets status `merged`. Every ticket a merge changes gets a `ticket.merged` event (the absorbed
+one with its status change), every ticket an un-merge changes a `ticket.unmerged` event. Un-merge puts back exactly what
 the merge moved (recorded in `customer_merges.details`); messages that arrived while merged stay
 where they were handled.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from pipeline.envelope import Envelope
-from pipeline.events import EVENT_VERSION, TicketSnapshot, event_id
+from pipeline.events import EventType, MergeSummary, outbox_row, ticket_event
 from pipeline.store.schema import (
     OPEN_STATUSES,
     customer_identities,
@@ -100,14 +101,24 @@ def _open_ticket(conn: Connection, customer_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def _status_event(conn: Connection, ticket: dict[str, Any], before: str, cause: str, now: datetime) -> None:
-    snap = {k: (ticket[k].isoformat() if k in _TIMES else ticket[k]) for k in TicketSnapshot.model_fields}
-    payload = {"version": EVENT_VERSION, "event_id": event_id(cause, f"status:{ticket['id']}"),
-               "type": "ticket.status_changed", "occurred_at": now.isoformat(), "ticket": snap, "message": None,
-               "changes": {"status": [before, ticket["status"]]}}
-    conn.execute(insert(ticket_events).values(event_id=payload["event_id"], ticket_id=ticket["id"],
-                                              ticket_number=ticket["number"], type=payload["type"],
-                                              occurred_at=now, payload=payload))
+def _merge_events(conn: Connection, kind: EventType, ticket_ids: set[int | None], summary: MergeSummary,
+                  status_before: dict[int, str], cause: str, now: datetime) -> None:
+    """One `ticket.merged` / `ticket.unmerged` event per ticket the (un-)merge changed, as it is now."""
+    ids = sorted(t for t in ticket_ids if t is not None)
+    if not ids:
+        return
+    rows = conn.execute(select(tickets).where(tickets.c.id.in_(ids)).order_by(tickets.c.id)).mappings()
+    for ticket in rows:
+        before = status_before.get(ticket["id"])
+        changes = {"status": [before, ticket["status"]]} if before and before != ticket["status"] else {}
+        event = ticket_event(kind, ticket, cause, now, changes=changes, merge=summary)
+        conn.execute(insert(ticket_events).values(outbox_row(event, ticket["id"], now)))
+
+
+def _number(conn: Connection, ticket_id: int | None) -> str | None:
+    if ticket_id is None:
+        return None
+    return conn.execute(select(tickets.c.number).where(tickets.c.id == ticket_id)).scalar()
 
 
 def _move_messages(conn: Connection, ids: list[int], ticket_id: int | None = None,
@@ -153,10 +164,8 @@ def merge(conn: Connection, source: int, target: int, now: datetime, reason: str
                     "merged_status": gone["status"],
                     "kept_before": {k: (kept[k].isoformat() if k in _TIMES else kept[k])
                                     for k in ("message_count", "repeat_count", "urgency", "sla_due_at")}}
-        before = gone["status"]
         gone["status"], gone["updated_at"] = MERGED, now
         conn.execute(update(tickets).where(tickets.c.id == gone["id"]).values(status=MERGED, updated_at=now))
-        _status_event(conn, gone, before, cause, now)
         _move_messages(conn, moved, ticket_id=kept["id"])
         urgency = max(kept["urgency"], gone["urgency"], key=_URGENCY.index)
         conn.execute(update(tickets).where(tickets.c.id == kept["id"]).values(
@@ -177,6 +186,12 @@ def merge(conn: Connection, source: int, target: int, now: datetime, reason: str
         identity_suggestions.c.customer_a == a, identity_suggestions.c.customer_b == b,
         identity_suggestions.c.status == "open")).values(status=MERGED, resolved_at=now))
     conn.execute(update(customer_merges).where(customer_merges.c.id == merge_id).values(details=details))
+    summary = MergeSummary(merge_id=merge_id, source_customer_id=source, target_customer_id=target,
+                           kept_ticket=_number(conn, details["kept_ticket"]),
+                           merged_ticket=_number(conn, details["merged_ticket"]))
+    merged_before = {details["merged_ticket"]: details["merged_status"]} if details["merged_ticket"] else {}
+    _merge_events(conn, "ticket.merged", {*details["tickets"], details["kept_ticket"]}, summary, merged_before,
+                  cause, now)
     return MergeResult(merge_id, source, target, details["kept_ticket"], details["merged_ticket"])
 
 
@@ -216,9 +231,12 @@ def unmerge(conn: Connection, merge_id: int, now: datetime) -> MergeResult:
             gone["status"], gone["updated_at"] = details["merged_status"], now
             conn.execute(update(tickets).where(tickets.c.id == gone_id).values(status=gone["status"],
                                                                                updated_at=now))
-            _status_event(conn, gone, MERGED, cause, now)
     conn.execute(update(customers).where(customers.c.id == source).values(merged_into_id=None))
     conn.execute(update(customer_merges).where(customer_merges.c.id == merge_id).values(undone_at=now))
+    summary = MergeSummary(merge_id=merge_id, source_customer_id=source, target_customer_id=target,
+                           kept_ticket=_number(conn, kept_id), merged_ticket=_number(conn, gone_id))
+    _merge_events(conn, "ticket.unmerged", {*details["tickets"], kept_id, gone_id}, summary,
+                  {gone_id: MERGED} if gone_id is not None else {}, cause, now)
     return MergeResult(merge_id, source, target, kept_id, gone_id)
 
 

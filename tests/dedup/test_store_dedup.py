@@ -120,9 +120,12 @@ def test_merge_keeps_the_older_ticket_and_unmerge_restores_both(processor, engin
         for key in ("status", "customer_id", "message_count", "repeat_count", "urgency", "sla_due_at"):
             assert restored[tid][key] == before[tid][key], (tid, key)
     assert [m["ticket_id"] for m in rows(engine, messages)] == [old_t, new_t, new_t]
-    statuses = [e["payload"]["changes"]["status"] for e in rows(engine, ticket_events)
-                if e["type"] == "ticket.status_changed"]
-    assert statuses == [["open", "merged"], ["merged", "open"]]
+    events = [(e["type"], e["ticket_id"], e["payload"]["changes"].get("status"), e["payload"]["merge"]["merge_id"])
+              for e in rows(engine, ticket_events) if e["type"] in ("ticket.merged", "ticket.unmerged")]
+    assert events == [("ticket.merged", old_t, None, done.merge_id),
+                      ("ticket.merged", new_t, ["open", "merged"], done.merge_id),
+                      ("ticket.unmerged", old_t, None, done.merge_id),
+                      ("ticket.unmerged", new_t, ["merged", "open"], done.merge_id)]
     # after the un-merge each customer's messages find their own ticket again
     processor.process([record("one more thing about the app", "new", received_at=at(2))])
     assert rows(engine, messages)[-1]["ticket_id"] == new_t
