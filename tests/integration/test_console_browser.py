@@ -1,10 +1,12 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright) against the API on a
 real PostgreSQL store holding the team's sample messages: sign in, read the queue, open a ticket,
-change it in one click, and find the change in the database. Screenshots are kept as artifacts in
+change it in one click, and find the change in the database and, once the exactly-once relay has run,
+on the ticket-events Kafka topic (read committed). Screenshots are kept as artifacts in
 test-artifacts/console/."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -14,19 +16,22 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from downstream.api.app import create_app
 from downstream.api.tokens import create_token
 from downstream.console.app import add_console
-from pipeline.config import Settings, StoreConfig
+from pipeline.config import KafkaConfig, Settings, StoreConfig
 from pipeline.processor import Processor, RawRecord
+from pipeline.relay import ExactlyOnceKafkaTarget, OutboxRelay
 from pipeline.store.database import make_engine, upgrade
 from pipeline.store.schema import ticket_events, tickets
 from tests.conftest import ROOT, SAMPLES
+from tests.integration.test_relay_crash import read_committed
 
 ARTIFACTS = ROOT / "test-artifacts" / "console"
-pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+RELAY_TIMEOUT_S = 60.0
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.kafka]
 
 
 def chromium() -> str:
@@ -82,7 +87,32 @@ def server(store: tuple[Settings, Engine]) -> Iterator[str]:
     thread.join(10)
 
 
-def test_operator_works_a_ticket_in_the_browser(server: str, store: tuple[Settings, Engine]) -> None:
+def _unpublished(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).where(ticket_events.c.published_at.is_(None))).scalar_one()
+
+
+async def relay_outbox(engine: Engine, kafka: KafkaConfig) -> list:  # type: ignore[type-arg]
+    """Run the relay until the outbox is empty, then read the events topic back (committed records only)."""
+    relay = OutboxRelay(engine, ExactlyOnceKafkaTarget(kafka), batch_size=200, poll_interval_s=0.05,
+                        lock_name=kafka.topics.events)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RELAY_TIMEOUT_S
+    try:
+        while await asyncio.to_thread(_unpublished, engine):
+            assert not running.done(), "the relay stopped on its own"
+            assert loop.time() < deadline, "the relay did not empty the outbox in time"
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await running
+    return await read_committed(kafka, kafka.topics.events)
+
+
+def test_operator_works_a_ticket_in_the_browser(server: str, store: tuple[Settings, Engine],
+                                                 kafka_cfg: KafkaConfig) -> None:
     from playwright.sync_api import sync_playwright
 
     _, engine = store
@@ -132,3 +162,13 @@ def test_operator_works_a_ticket_in_the_browser(server: str, store: tuple[Settin
         kinds = list(conn.execute(select(ticket_events.c.type).where(ticket_events.c.ticket_number == number))
                      .scalars())
     assert kinds.count("ticket.reclassified") == 1 and kinds.count("ticket.status_changed") == 1
+
+    records = asyncio.run(relay_outbox(engine, kafka_cfg))
+    on_stream = [json.loads(r.value) for r in records if r.key == number.encode()]
+    relabels = [e for e in on_stream if e["type"] == "ticket.reclassified"]
+    assert len(relabels) == 1, f"ticket.reclassified for {number} on the stream {len(relabels)} times"
+    assert relabels[0]["ticket"]["urgency"] == "high" and relabels[0]["changes"]["urgency"][1] == "high"
+    # keyed by ticket, in outbox order: the relabel before the status change, after the ticket was created
+    kinds_on_stream = [e["type"] for e in on_stream]
+    assert kinds_on_stream.index("ticket.reclassified") < kinds_on_stream.index("ticket.status_changed")
+    assert kinds_on_stream[0] == "ticket.created"
