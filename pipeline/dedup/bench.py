@@ -12,8 +12,10 @@ Sketches and keys are random: only their number and spread matter to the index; 
 repeat another's band keys, so probes also find other customers' candidates.
 
 "single": one query per lookup per message, as the store does when a batch holds one message;
-per-message percentiles. "batch": the same lookups for `batch` messages at once, as the store
-does under load; time per message over each batch, percentiles over the batches.
+per-message percentiles. "single_near": the same two lookups as one statement (`near_lookup`: one
+round trip on PostgreSQL). "batch": the same lookups for `batch` messages at once, as the store
+does under load; time per message over each batch, percentiles over the batches ("batch..._near":
+as one statement).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pipeline.dedup.lookup import band_candidates, recent_sketches
+from pipeline.dedup.lookup import band_candidates, near_lookup, recent_sketches
 from pipeline.dedup.sketch import BANDS, Sketch, compare
 from pipeline.store.database import make_engine, upgrade
 
@@ -151,6 +153,20 @@ class _Lookups:
                 compare(self.mine, Sketch.from_bytes(hit.sketch))
         self.candidates += len(seen)
 
+    def both(self, customer_ids: list[int], keys: list[int], since: datetime, limit: int,
+             other_than: int = -1) -> None:
+        """The two lookups as one statement, then the same comparisons."""
+        found = near_lookup(self.conn, customer_ids, since, keys, since, limit, other_than)
+        for row in found.recent:
+            compare(self.mine, Sketch.from_bytes(row.sketch))
+            self.compared += 1
+        seen: set[int] = set()
+        for hit in found.bands:
+            if hit.message_id not in seen:
+                seen.add(hit.message_id)
+                compare(self.mine, Sketch.from_bytes(hit.sketch))
+        self.candidates += len(seen)
+
 
 def _probe(engine: Any, data: dict[str, np.ndarray], n: int, probes: int, batch: int) -> dict[str, float]:
     picks = np.random.default_rng(7).choice(n, probes, replace=False)
@@ -164,6 +180,7 @@ def _probe(engine: Any, data: dict[str, np.ndarray], n: int, probes: int, batch:
         for j in range(min(probes, 20)):  # warm the connection, the prepared statements, the caches' top levels
             look.customers([customer[j]], since[j])
             look.bands(keys[j], since[j], 50, customer[j])
+            look.both([customer[j]], keys[j], since[j], 50, customer[j])
         look.compared = look.candidates = 0
         timings: dict[str, list[float]] = {"customer": [], "band": [], "both": [], "both_cpu": []}
         for j in range(probes):
@@ -180,6 +197,16 @@ def _probe(engine: Any, data: dict[str, np.ndarray], n: int, probes: int, batch:
             result |= _percentiles(values, f"single_{name}")
         result["single_sketches_compared_per_message"] = look.compared / probes
         result["single_candidates_per_message"] = look.candidates / probes
+        two_statements = (look.compared, look.candidates)
+        look.compared = look.candidates = 0
+        near: list[float] = []
+        for j in range(probes):
+            started = time.perf_counter()
+            look.both([customer[j]], keys[j], since[j], 50, customer[j])
+            near.append(time.perf_counter() - started)
+        result |= _percentiles(near, "single_near")
+        if (look.compared, look.candidates) != two_statements:
+            raise AssertionError("one statement found other rows than the two lookups")
         per_message: list[float] = []
         for start in range(0, probes, batch):
             part = range(start, min(probes, start + batch))
@@ -189,6 +216,14 @@ def _probe(engine: Any, data: dict[str, np.ndarray], n: int, probes: int, batch:
             per_message.append((time.perf_counter() - started) / len(part))
         result |= _percentiles(per_message, f"batch{batch}_both")
         result[f"batch{batch}_batches"] = len(per_message)
+        per_message = []
+        for start in range(0, probes, batch):
+            part = range(start, min(probes, start + batch))
+            started = time.perf_counter()
+            look.both(sorted({customer[j] for j in part}), sorted({k for j in part for k in keys[j]}),
+                      min(since[j] for j in part), 50 * len(part))
+            per_message.append((time.perf_counter() - started) / len(part))
+        result |= _percentiles(per_message, f"batch{batch}_near")
         conn.rollback()
     return result
 

@@ -11,6 +11,10 @@ index scans themselves).
   (`ix_dedup_sketches_customer_received`: one range scan per customer).
 - `band_candidates`: messages sharing an LSH band key within the window, with their sketches, in one
   statement (a range scan of `dedup_bands`' primary key per key, index only, then the sketch by primary key).
+- `near_lookup`: both at once. On PostgreSQL one statement (the two queries as branches of a UNION ALL),
+  so one round trip: a message alone in its batch costs one network wait instead of two, and each wait
+  (about 0.3 ms on a local socket, more across hosts) was half the time of its query. On SQLite, which
+  has no round trip, the two statements above run one after the other on one cursor.
 """
 
 from __future__ import annotations
@@ -48,6 +52,19 @@ _BANDS = {
               "JOIN dedup_sketches s ON s.message_id = b.message_id WHERE b.n <= ? AND s.customer_id <> ? LIMIT ?",
 }
 
+# Both lookups as one statement: `part` 0 rows are `_RECENT`'s, `part` 1 rows `_BANDS`'s, each branch the
+# query above unchanged (so the same plans and rows); PostgreSQL's Append returns a branch's rows in order.
+_BOTH_POSTGRESQL = (
+    "(SELECT 0 AS part, NULL::bigint AS band_key, message_id, customer_id, ticket_id, received_at, sketch"
+    " FROM dedup_sketches WHERE customer_id = ANY(%s::bigint[]) AND received_at >= %s ORDER BY received_at) "
+    "UNION ALL "
+    "(SELECT 1, b.band_key, b.message_id, s.customer_id, s.ticket_id, b.received_at, s.sketch"
+    " FROM unnest(%s::bigint[]) AS k(band_key) CROSS JOIN LATERAL ("
+    " SELECT d.band_key, d.message_id, d.received_at FROM dedup_bands d"
+    " WHERE d.band_key = k.band_key AND d.received_at >= %s ORDER BY d.received_at DESC LIMIT %s) b"
+    " JOIN dedup_sketches s ON s.message_id = b.message_id WHERE s.customer_id <> %s::bigint LIMIT %s)"
+)
+
 
 class RecentSketch(NamedTuple):
     customer_id: int
@@ -80,6 +97,29 @@ def band_candidates(conn: Connection, keys: Sequence[int], since: datetime, limi
         return []
     rows = _fetch(conn, _BANDS, [list(keys), since, per_key, other_than, limit])
     return [BandHit(k, m, c, _time(conn, r), bytes(s)) for k, m, c, r, s in rows]
+
+
+class NearLookup(NamedTuple):
+    recent: list[RecentSketch]
+    bands: list[BandHit]
+
+
+def near_lookup(conn: Connection, customer_ids: Sequence[int], since: datetime, keys: Sequence[int],
+                band_since: datetime, limit: int, other_than: int = -1, per_key: int = 16) -> NearLookup:
+    """`recent_sketches(conn, customer_ids, since)` and `band_candidates(conn, keys, band_since, limit,
+    other_than, per_key)` together: one statement, one round trip, on PostgreSQL."""
+    if conn.dialect.name != "postgresql" or not customer_ids or not keys:
+        return NearLookup(recent_sketches(conn, customer_ids, since),
+                          band_candidates(conn, keys, band_since, limit, other_than, per_key))
+    queries = {"postgresql": _BOTH_POSTGRESQL}
+    rows = _fetch(conn, queries, [list(customer_ids), since, list(keys), band_since, per_key, other_than, limit])
+    recent, bands = [], []
+    for part, key, message, customer, ticket, received, raw in rows:
+        if part == 0:
+            recent.append(RecentSketch(customer, ticket, _time(conn, received), bytes(raw)))
+        else:
+            bands.append(BandHit(key, message, customer, _time(conn, received), bytes(raw)))
+    return NearLookup(recent, bands)
 
 
 def _fetch(conn: Connection, queries: dict[str, str], params: list[Any]) -> list[tuple[Any, ...]]:
