@@ -1,4 +1,5 @@
-"""The REST API application: one router per resource, health without a token, everything else with one."""
+"""The application: the REST API (one router per resource, health without a token, everything else with
+one) and the operator console under /console, served together."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sqlalchemy import Engine, text
 
 from downstream.api import classifier_versions, customers, deadletters, tickets
 from downstream.api.schemas import Health
+from downstream.console.app import add_console
 from pipeline.config import Settings
 from pipeline.store.database import make_engine
 
@@ -14,7 +16,7 @@ API_VERSION = "1"
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The API on the configured store; pass `engine` to share one (tests, the service)."""
+    """The API and the console on the configured store; pass `engine` to share one (tests, the service)."""
     app = FastAPI(title="Omnintake API", version=API_VERSION,
                   description="Tickets, customers and dead letters of Omnintake. Every endpoint but /healthz and "
                               "/readyz needs `Authorization: Bearer <token>`; roles: viewer, operator, admin, "
@@ -39,4 +41,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             raise HTTPException(503, detail=f"store unreachable: {type(exc).__name__}") from exc
         return {"status": "ready"}
 
+    add_console(app)
     return app

@@ -18,6 +18,10 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def add_console(app: FastAPI) -> None:
+    """Mount the console; create_app already does, so a second call changes nothing."""
+    if getattr(app.state, "console_mounted", False):
+        return
+    app.state.console_mounted = True
     app.include_router(pages.router)
     app.include_router(classifier_pages.router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).with_name("static")), name="console-static")

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from downstream.api.app import create_app
-from downstream.console.app import add_console
 from pipeline.config import Settings
 from pipeline.deadletters import DeadLetter, SqlDeadLetterQueue
 from pipeline.processor import Processor, RawRecord
@@ -25,9 +24,7 @@ HOSTILE = ('<script>alert("x")</script><img src=x onerror=alert(1)> refund \u202
 
 @pytest.fixture
 def console(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    app = create_app(settings, engine)
-    add_console(app)
-    with TestClient(app, follow_redirects=False) as client:
+    with TestClient(create_app(settings, engine), follow_redirects=False) as client:
         yield client
 
 
@@ -227,3 +224,18 @@ def test_relabel_in_one_click_updates_ticket_event_and_corrections(
     assert events[1]["changes"]["type"] == [hostile_ticket["type"], "spam"]
     assert len(corrections) == 2 and all(c.corrected_by == "test-operator" for c in corrections)
     assert [label for *_, label in corrections_for_task(engine, "type")] == ["spam"]
+
+
+def test_one_application_serves_api_and_console(settings: Settings, engine: Engine, tokens: dict[str, str]) -> None:
+    from downstream.console.app import add_console
+
+    app = create_app(settings, engine)
+    routes = len(app.routes)
+    add_console(app)  # already mounted by create_app: a second call adds nothing
+    assert len(app.routes) == routes
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/").headers["location"] == "/console/"
+        assert client.get("/console/login").status_code == 200
+        assert client.get("/v1/tickets").status_code == 401
+        assert "/console/login" not in client.get("/openapi.json").json()["paths"]
