@@ -1,7 +1,8 @@
 """The pipeline's figures for Prometheus, in one registry per process (`REGISTRY`, which also
 carries every connector's counters): messages per stage and channel, batch step latencies,
-receive-to-stored latency, consumer lag and dead letters. Served at /metrics by the ops server of
-`intake run` and by the HTTP intake server."""
+receive-to-stored latency, consumer lag and dead letters; and the webhook dispatcher's deliveries,
+latencies and backlog per subscription. Served at /metrics by the ops server (`pipeline.ops_server`)
+and by the HTTP intake server."""
 
 from __future__ import annotations
 
@@ -33,6 +34,24 @@ STAGE_SECONDS = Counter("omnintake_stage_seconds", "Time spent in each stage, su
                         registry=REGISTRY)
 CONSUMER_LAG = Gauge("omnintake_consumer_lag", "Records behind the partition's end, after the last commit",
                      ["topic", "partition"], registry=REGISTRY)
+
+WEBHOOK_DELIVERIES = Counter("omnintake_webhook_deliveries",
+                             "Webhook delivery attempts by outcome: delivered (2xx), failed (retried later), "
+                             "dead (failed after the retry budget: a dead letter)", ["subscription", "outcome"],
+                             registry=REGISTRY)
+WEBHOOK_DELIVERY_LATENCY = Histogram("omnintake_webhook_delivery_latency_seconds",
+                                     "From the ticket event's occurred_at to the receiver's 2xx, retries included",
+                                     ["subscription"], buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+                                                                3600, 4 * 3600, 12 * 3600, 24 * 3600),
+                                     registry=REGISTRY)
+WEBHOOK_RESPONSE_SECONDS = Histogram("omnintake_webhook_response_seconds",
+                                     "One attempt from sending the request to the receiver's answer read "
+                                     "(attempts that got an HTTP answer, any status)", ["subscription"],
+                                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                     registry=REGISTRY)
+WEBHOOK_BACKLOG = Gauge("omnintake_webhook_backlog",
+                        "Pending deliveries in the store (due now or waiting for a retry), as the dispatcher "
+                        "last counted them", ["subscription"], registry=REGISTRY)
 
 
 def count_step(step: str, items: Sequence[WorkItem]) -> None:
@@ -69,3 +88,21 @@ class StageClock:
             if delta > 0:
                 STAGE_SECONDS.labels(stage).inc(delta)
             self._seen[stage] = total
+
+
+def count_webhook_attempt(subscription_id: int, outcome: str, response_s: float | None,
+                          occurred_at: datetime | None = None) -> None:
+    """One delivery attempt: `outcome` is delivered, failed or dead; `occurred_at` (the event's time)
+    only for delivered ones."""
+    subscription = str(subscription_id)
+    WEBHOOK_DELIVERIES.labels(subscription, outcome).inc()
+    if response_s is not None:
+        WEBHOOK_RESPONSE_SECONDS.labels(subscription).observe(response_s)
+    if occurred_at is not None:
+        seconds = (datetime.now(UTC) - occurred_at).total_seconds()
+        WEBHOOK_DELIVERY_LATENCY.labels(subscription).observe(max(0.0, seconds))
+
+
+def set_webhook_backlog(pending: Mapping[int, int]) -> None:
+    for subscription_id, n in pending.items():
+        WEBHOOK_BACKLOG.labels(str(subscription_id)).set(n)

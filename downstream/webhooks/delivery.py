@@ -23,6 +23,7 @@ class AttemptResult:
     ok: bool
     status: int | None
     error: str
+    response_s: float | None = None  # request sent to answer read; None when no answer came back
 
 
 def request_headers(subscription: Subscription, delivery: ClaimedDelivery, body: bytes, user_agent: str,
@@ -38,6 +39,7 @@ async def attempt(client: httpx.AsyncClient, subscription: Subscription, deliver
                   timeout_s: float, user_agent: str) -> AttemptResult:
     body = delivery.body.encode()
     headers = request_headers(subscription, delivery, body, user_agent)
+    started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
             async with client.stream("POST", subscription.url, content=body, headers=headers) as response:
@@ -53,7 +55,8 @@ async def attempt(client: httpx.AsyncClient, subscription: Subscription, deliver
     except Exception as exc:  # anything else from the transport is this attempt's failure, not the worker's
         log.exception("webhook attempt to %s failed unexpectedly", subscription.url)
         return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:500])
+    response_s = time.perf_counter() - started
     if 200 <= response.status_code < 300:
-        return AttemptResult(True, response.status_code, "")
+        return AttemptResult(True, response.status_code, "", response_s)
     text = excerpt[:_KEEP_RESPONSE_BYTES].decode("utf-8", "replace")
-    return AttemptResult(False, response.status_code, f"HTTP {response.status_code}: {text}")
+    return AttemptResult(False, response.status_code, f"HTTP {response.status_code}: {text}", response_s)

@@ -15,11 +15,19 @@ import httpx
 from sqlalchemy import Engine
 
 from downstream.webhooks.config import WebhooksConfig
-from downstream.webhooks.deliveries import ClaimedDelivery, StreamEvent, claim_due, record_events, release
+from downstream.webhooks.deliveries import (
+    ClaimedDelivery,
+    StreamEvent,
+    claim_due,
+    pending_by_subscription,
+    record_events,
+    release,
+)
 from downstream.webhooks.delivery import attempt
 from downstream.webhooks.recorder import OutcomeRecorder
 from downstream.webhooks.sources import Ingest, InTransaction
 from downstream.webhooks.subscriptions import Subscription, active_subscriptions, list_subscriptions
+from pipeline import metrics
 from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
@@ -132,10 +140,13 @@ class SubscriptionWorker:
             pull_forward, self.failing = self.failing, False
             following = await self.recorder.delivered(delivery, result.status or 200, pull_forward)
             self.stats.count(sub.id, "delivered")
+            metrics.count_webhook_attempt(sub.id, "delivered", result.response_s, delivery.occurred_at())
             return following
         self.failing = True
         self.stats.count(sub.id, "failed_attempts")
-        if await self.recorder.failed(delivery, result.status, result.error):
+        dead = await self.recorder.failed(delivery, result.status, result.error)
+        metrics.count_webhook_attempt(sub.id, "dead" if dead else "failed", result.response_s)
+        if dead:
             self.stats.count(sub.id, "dead")
             log.warning("subscription %d: delivery %s (event %s) dead after %d attempts: %s", sub.id,
                         delivery.delivery_id, delivery.event_id, delivery.attempts + 1, result.error)
@@ -152,6 +163,7 @@ class WebhookDispatcher:
         self.stats = DispatcherStats()
         self.recorder = OutcomeRecorder(engine, cfg.retry, cfg.lease_s)
         self._workers: dict[int, tuple[SubscriptionWorker, asyncio.Task[None]]] = {}
+        self._backlog_reported: set[int] = set()
 
     def _record(self, events: list[StreamEvent], in_tx: InTransaction | None) -> set[int]:
         with self.engine.begin() as conn:
@@ -174,8 +186,9 @@ class WebhookDispatcher:
             while not stop.is_set():
                 try:
                     await self._refresh_workers()
+                    await self._report_backlog()
                 except Exception as exc:
-                    log.error("webhooks: loading subscriptions failed (%r)", exc)
+                    log.error("webhooks: loading subscriptions or counting the backlog failed (%r)", exc)
                 if reading.done() and not stop.is_set():
                     # the source stopped on an error: start it again from its stored position
                     error = None if reading.cancelled() else reading.exception()
@@ -198,6 +211,14 @@ class WebhookDispatcher:
                 worker = SubscriptionWorker(self.engine, subscription, self.cfg, self.stats, self.recorder,
                                             self.transport)
                 self._workers[sid] = (worker, asyncio.create_task(worker.run(), name=f"webhooks-{sid}"))
+
+    async def _report_backlog(self) -> None:
+        """The pending count of every subscription, paused ones too (their deliveries wait)."""
+        subscriptions = await asyncio.to_thread(list_subscriptions, self.engine)
+        pending = await asyncio.to_thread(pending_by_subscription, self.engine, [s.id for s in subscriptions])
+        gone = dict.fromkeys(self._backlog_reported - pending.keys(), 0)
+        metrics.set_webhook_backlog(pending | gone)
+        self._backlog_reported = set(pending)
 
     async def _stop_workers(self, ids: list[int]) -> None:
         stopping = [self._workers.pop(sid) for sid in ids]
