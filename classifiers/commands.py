@@ -8,7 +8,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from classifiers.active_model import LoadedModel
+    from classifiers.control import ControlState
 
 HOLDOUT = 0.1
 
@@ -124,18 +125,21 @@ def _operator() -> str:
         return "unknown"
 
 
-def publish(store: ModelStore) -> None:
-    """Tell running pipelines (through the store's control row) what active.json now says."""
-    from classifiers.control import write_control
+def change_versions(change: Callable[[Engine, str], ControlState]) -> ControlState:
+    """Run a rollout change (classifiers/rollout.py) on the configured store, errors as click errors."""
+    from classifiers.rollout import ControlNotWritten
 
     engine = store_engine()
     try:
-        state = write_control(engine, store.active(), store.shadow(), _operator())
-    except Exception as exc:
-        raise click.ClickException(f"active.json updated, but running pipelines were not told (the control row "
-                                   f"could not be written: {exc.__class__.__name__}: {exc})") from None
+        state = change(engine, _operator())
+    except (ModelStoreError, ControlNotWritten) as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.dispose()
+    return state
+
+
+def _published(state: ControlState) -> None:
     click.echo(f"running pipelines pick it up within a few seconds (control generation {state.generation})")
 
 
@@ -311,25 +315,21 @@ def _with_corrections(rows: list[tuple[str, str, str]], task: str) -> tuple[list
 @click.argument("version")
 def promote_command(version: str) -> None:
     """Make VERSION the active model (running pipelines switch without a restart)."""
-    store = ModelStore()
-    try:
-        store.promote(version)
-    except ModelStoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    from classifiers import rollout
+
+    state = change_versions(lambda engine, by: rollout.promote(engine, version, by))
     click.echo(f"active model: {version}")
-    publish(store)
+    _published(state)
 
 
 @classifiers_group.command("rollback")
 def rollback_command() -> None:
     """Make the version that was active before the current one active again."""
-    store = ModelStore()
-    try:
-        previous = store.rollback()
-    except ModelStoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"active model: {previous or 'none (the shipped model, else rules only)'}")
-    publish(store)
+    from classifiers import rollout
+
+    state = change_versions(rollout.rollback)
+    click.echo(f"active model: {state.active_version or 'none (the shipped model, else rules only)'}")
+    _published(state)
 
 
 @classifiers_group.command("shadow")
@@ -337,15 +337,14 @@ def rollback_command() -> None:
 @click.option("--off", is_flag=True, help="stop shadow mode")
 def shadow_command(version: str | None, off: bool) -> None:
     """Run VERSION beside the active model on live traffic and record where they disagree."""
+    from classifiers import rollout
+
     if off == (version is not None):
         raise click.UsageError("give a VERSION, or --off")
-    store = ModelStore()
-    try:
-        store.set_shadow(None if off else version)
-    except ModelStoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo("shadow mode off" if off else f"shadow model: {version} (beside {store.active() or 'the default'})")
-    publish(store)
+    state = change_versions(lambda engine, by: rollout.set_shadow(engine, None if off else version, by))
+    beside = state.active_version or "the default"
+    click.echo("shadow mode off" if off else f"shadow model: {version} (beside {beside})")
+    _published(state)
 
 
 @classifiers_group.command("disagreements")

@@ -1,9 +1,10 @@
 """The classifier control row: which version is active and which runs in shadow, for every
 pipeline process that polls the store (SQLite or PostgreSQL).
 
-`promote`, `rollback` and `shadow` write the file record (active.json) and then this row; a
-process reads the row every few seconds (classifiers/hot_reload.py). With no row yet (nothing
-promoted through a store), processes read active.json instead.
+`promote`, `rollback` and `shadow` (classifiers/rollout.py, which the CLI, the API and the console
+call) write the file record (active.json) and then this row; a process reads the row every few
+seconds (classifiers/hot_reload.py). With no row yet (nothing promoted through a store), processes
+read active.json instead.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Layout under the models directory (INTAKE_MODELS_DIR, default var/models):
                                    "history": [{"action", "version", "previous", "at"}]}
 Promote, rollback and shadow rewrite active.json atomically (write then rename), so a process
 reading it never reads half a file. Running pipelines learn of changes from the store's
-classifier_control row (classifiers/control.py), which the commands write after this file.
+classifier_control row (classifiers/control.py), which classifiers/rollout.py writes after this file.
 """
 
 from __future__ import annotations

@@ -1,23 +1,27 @@
-"""/v1/classifiers: model versions with their hold-out metrics; promote, roll back, shadow (admin).
+"""/v1/classifiers: model versions with their hold-out metrics; promote, roll back, shadow (operator, admin).
 
-The same operations as `intake classifiers promote|rollback|shadow`: the model store's active.json, then
-the store's control row, which running pipelines poll (classifiers/control.py).
+The same operations as `intake classifiers promote|rollback|shadow` and the console's classifiers page,
+through classifiers/rollout.py: the model store's active.json, then the store's control row, which
+running pipelines poll.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from classifiers.control import write_control
+from classifiers import rollout
+from classifiers.control import ControlState
 from classifiers.models import ModelStore, ModelStoreError
-from downstream.api.auth import ADMIN, READERS, require_role
+from downstream.api.auth import READERS, WRITERS, require_role
 from downstream.api.tokens import Principal
 
 router = APIRouter(prefix="/v1/classifiers", tags=["classifiers"])
+Changer = Annotated[Principal, Depends(require_role(*WRITERS))]
 
 
 class VersionChoice(BaseModel):
@@ -38,53 +42,46 @@ def _state(store: ModelStore, generation: int | None = None) -> dict[str, Any]:
             "history": store.history(), "control_generation": generation}
 
 
-def _error(exc: ModelStoreError) -> HTTPException:
-    return HTTPException(404 if "no model version" in str(exc) else 409, detail=str(exc))
-
-
 @router.get("", response_model=ClassifierState, dependencies=[Depends(require_role(*READERS))])
 def classifier_state() -> dict[str, Any]:
     return _state(ModelStore())
 
 
-def _publish(request: Request, store: ModelStore, principal: Principal) -> dict[str, Any]:
-    control = write_control(request.app.state.engine, store.active(), store.shadow(), f"api:{principal.name}")
+def _change(request: Request, principal: Principal,
+            change: Callable[[Any, str, ModelStore], ControlState]) -> dict[str, Any]:
+    store = ModelStore()
+    try:
+        control = change(request.app.state.engine, f"api:{principal.name}", store)
+    except ModelStoreError as exc:
+        raise HTTPException(404 if "no model version" in str(exc) else 409, detail=str(exc)) from exc
+    except rollout.ControlNotWritten as exc:
+        raise HTTPException(503, detail=str(exc)) from exc
     return _state(store, control.generation)
 
 
-@router.post("/promote", response_model=ClassifierState)
-def promote(request: Request, body: VersionChoice,
-            principal: Annotated[Principal, Depends(require_role(ADMIN))]) -> dict[str, Any]:
+_CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such version"}, 409: {"description": "nothing to roll back, or a bad name"},
+    503: {"description": "active.json changed, but the control row could not be written"}}
+
+
+@router.post("/promote", response_model=ClassifierState, responses=_CHANGE_ERRORS)
+def promote(request: Request, body: VersionChoice, principal: Changer) -> dict[str, Any]:
     """Make `version` the active model; running pipelines switch within seconds."""
-    if body.version is None:
+    version = body.version
+    if version is None:
         raise HTTPException(422, detail=[{"loc": ["body", "version"], "msg": "a version to promote",
                                           "type": "missing"}])
-    store = ModelStore()
-    try:
-        store.promote(body.version)
-    except ModelStoreError as exc:
-        raise _error(exc) from exc
-    return _publish(request, store, principal)
+    return _change(request, principal, lambda engine, by, store: rollout.promote(engine, version, by, store))
 
 
-@router.post("/rollback", response_model=ClassifierState)
-def rollback(request: Request, principal: Annotated[Principal, Depends(require_role(ADMIN))]) -> dict[str, Any]:
+@router.post("/rollback", response_model=ClassifierState, responses=_CHANGE_ERRORS)
+def rollback(request: Request, principal: Changer) -> dict[str, Any]:
     """Make the version active before the current one active again (none: the shipped model, else rules)."""
-    store = ModelStore()
-    try:
-        store.rollback()
-    except ModelStoreError as exc:
-        raise _error(exc) from exc
-    return _publish(request, store, principal)
+    return _change(request, principal, rollout.rollback)
 
 
-@router.post("/shadow", response_model=ClassifierState)
-def shadow(request: Request, body: VersionChoice,
-           principal: Annotated[Principal, Depends(require_role(ADMIN))]) -> dict[str, Any]:
+@router.post("/shadow", response_model=ClassifierState, responses=_CHANGE_ERRORS)
+def shadow(request: Request, body: VersionChoice, principal: Changer) -> dict[str, Any]:
     """Run `version` beside the active model on live traffic, recording disagreements (null: off)."""
-    store = ModelStore()
-    try:
-        store.set_shadow(body.version)
-    except ModelStoreError as exc:
-        raise _error(exc) from exc
-    return _publish(request, store, principal)
+    version = body.version
+    return _change(request, principal, lambda engine, by, store: rollout.set_shadow(engine, version, by, store))

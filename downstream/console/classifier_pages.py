@@ -3,12 +3,14 @@ confusion matrix, promote / rollback / shadow, and the shadow-mode disagreements
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from classifiers.control import write_control
+from classifiers import rollout
+from classifiers.control import ControlState
 from classifiers.models import ModelStore, ModelStoreError
 from classifiers.shadow import list_disagreements
 from downstream.api.tokens import Principal
@@ -47,21 +49,18 @@ def classifiers_page(request: Request, principal: Annotated[Principal, Depends(c
 def change_versions(request: Request, principal: Annotated[Principal, Depends(console_writer)],
                     action: Annotated[str, Form()], version: Annotated[str, Form()] = "") -> Response:
     """promote VERSION, rollback, shadow VERSION, shadow-off; running pipelines follow the control row."""
-    store = ModelStore()
+    engine, by = request.app.state.engine, principal.name
+    changes: dict[str, Callable[[], ControlState]] = {
+        "promote": lambda: rollout.promote(engine, version, by),
+        "rollback": lambda: rollout.rollback(engine, by),
+        "shadow": lambda: rollout.set_shadow(engine, version, by),
+        "shadow-off": lambda: rollout.set_shadow(engine, None, by)}
+    if action not in changes:
+        raise HTTPException(422, detail=f"unknown action {action!r}")
     try:
-        if action == "promote":
-            store.promote(version)
-        elif action == "rollback":
-            store.rollback()
-        elif action == "shadow":
-            store.set_shadow(version)
-        elif action == "shadow-off":
-            store.set_shadow(None)
-        else:
-            raise HTTPException(422, detail=f"unknown action {action!r}")
-    except ModelStoreError as exc:
+        state = changes[action]()
+    except (ModelStoreError, rollout.ControlNotWritten) as exc:
         return back("/console/classifiers", str(exc))
-    state = write_control(request.app.state.engine, store.active(), store.shadow(), principal.name)
-    notice = (f"active: {store.active() or 'default'}, shadow: {store.shadow() or 'off'} "
+    notice = (f"active: {state.active_version or 'default'}, shadow: {state.shadow_version or 'off'} "
               f"(control generation {state.generation}; running pipelines switch within seconds)")
     return back("/console/classifiers", notice)
