@@ -159,9 +159,12 @@ def redeliver_command(delivery_ids: tuple[str, ...], subscription_id: int | None
               default=None, help="YAML with the webhooks section alone (overrides the settings' one)")
 @_config_option
 def run(webhooks_config_file: str | None, config: str | None) -> None:
-    """Deliver ticket events to the subscriptions until SIGTERM."""
+    """Deliver ticket events to the subscriptions until SIGTERM; with `ops.enabled`, serve /metrics,
+    /healthz and /readyz on the ops port meanwhile."""
+    from connectors.http_intake import serve_until
     from downstream.webhooks.dispatcher import WebhookDispatcher, make_source
     from pipeline.logs import configure
+    from pipeline.ops_server import build_ops_app, store_check
     from pipeline.service import install_signal_handlers
 
     settings = _settings(config)
@@ -172,7 +175,17 @@ def run(webhooks_config_file: str | None, config: str | None) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings)).run(stop)
+
+        async def dispatch() -> None:
+            try:
+                await WebhookDispatcher(engine, cfg, make_source(engine, cfg, settings)).run(stop)
+            finally:
+                stop.set()  # the ops server goes with it
+
+        if not settings.ops.enabled:
+            return await dispatch()
+        ops = build_ops_app({"store": store_check(engine)})
+        await asyncio.gather(dispatch(), serve_until(ops, settings.ops.host, settings.ops.port, stop))
 
     asyncio.run(main())
 
