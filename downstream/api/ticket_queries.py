@@ -2,7 +2,9 @@
 
 Pages are keyset, not offset: the cursor carries the last row's sort key, so page 1,000 costs what
 page 1 costs. The urgency order uses `URGENCY_RANK_SQL` verbatim, as the indexes of migration 0005 do,
-and an urgency filter is written on that rank too, so one index serves filter and order.
+and an urgency filter is written on that rank too, so one index serves filter and order. Search on
+PostgreSQL reads the ticket's own search document (migration 0007), so it is a condition on the same
+row as the filters and the order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
+    String,
     and_,
     bindparam,
     exists,
@@ -34,9 +37,11 @@ from pipeline.store.schema import UtcDateTime, messages, tickets
 
 URGENCY_RANK_COLUMN = literal_column(URGENCY_RANK_SQL, Integer)
 _T = tickets.c
-# A ticket matches when one of its messages does, in its subject or text (the ticket's subject comes from them):
-# `search_vector` is the stored, indexed to_tsvector of both (PostgreSQL only, migration 0005).
-FTS_MESSAGES = "messages.search_vector @@ plainto_tsquery('simple', :q)"
+# A ticket matches when its messages do (subjects and texts): `tickets.search_vector` holds them all, kept by
+# triggers on messages (PostgreSQL only, migration 0007). The query goes through the same intake_search_text as
+# the messages (Unicode case folding, one word per CJK character), then websearch syntax: words, "a phrase",
+# or, -word.
+FTS_TICKETS = "tickets.search_vector @@ websearch_to_tsquery('simple', intake_search_text(:q))"
 
 
 class CursorError(ValueError):
@@ -84,14 +89,14 @@ def decode_cursor(sort: str, cursor: str) -> list[Any]:
 
 
 def _search(conn: Connection, q: str) -> ColumnElement[bool]:
-    """EXISTS, so PostgreSQL may either walk the order index and probe each ticket's messages (a common
-    word: the first page fills quickly) or start from the full-text index (a rare one), by its statistics."""
-    mine = messages.c.ticket_id == _T.id
     if conn.dialect.name == "postgresql":
-        return exists().where(mine, text(FTS_MESSAGES).bindparams(q=q))
+        # the words inline (a literal, quoted by the dialect), not a bound parameter: a prepared statement
+        # reused with a generic plan would estimate every word alike, and a word's frequency decides between
+        # walking the order index (common words) and reading the search index (rare ones)
+        return text(FTS_TICKETS).bindparams(bindparam("q", q, type_=String(), literal_execute=True))
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     said = or_(messages.c.subject.ilike(pattern, escape="\\"), messages.c.text.ilike(pattern, escape="\\"))
-    return exists().where(mine, said)
+    return exists().where(messages.c.ticket_id == _T.id, said)
 
 
 def _conditions(conn: Connection, f: TicketFilter) -> list[ColumnElement[bool]]:
