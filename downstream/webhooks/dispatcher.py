@@ -29,6 +29,7 @@ from downstream.webhooks.sources import Ingest, InTransaction
 from downstream.webhooks.subscriptions import Subscription, active_subscriptions, list_subscriptions
 from pipeline import metrics
 from pipeline.config import Settings
+from pipeline.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,11 @@ class SubscriptionWorker:
             await _store_retrying(lambda: release(self.engine, following), f"releasing {following.delivery_id}")
 
     async def _attempt(self, delivery: ClaimedDelivery) -> ClaimedDelivery | None:
+        with log_context(subscription=self.subscription.id, delivery_id=delivery.delivery_id,
+                         event_id=delivery.event_id, ticket=delivery.ticket_number):
+            return await self._attempt_logged(delivery)
+
+    async def _attempt_logged(self, delivery: ClaimedDelivery) -> ClaimedDelivery | None:
         sub = self.subscription
         result = await attempt(self._client, sub, delivery, self.cfg.timeout_s, self.cfg.user_agent)
         self.stats.count(sub.id, "attempts")

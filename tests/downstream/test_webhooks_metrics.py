@@ -1,16 +1,19 @@
 """The dispatcher's Prometheus figures move with real deliveries to a local receiver: delivered,
 failed and dead attempts per subscription, latency since the event, the receiver's response time,
-and the pending backlog."""
+and the pending backlog. Its log lines about a delivery carry the delivery's ids as JSON fields."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from datetime import UTC, datetime
 
 from downstream.webhooks.config import RetryPolicy
 from downstream.webhooks.deliveries import counts_by_status
 from downstream.webhooks.subscriptions import SubscriptionSpec, create_subscription
 from downstream.webhooks.tables import DEAD, DELIVERED
+from pipeline.logs import JsonFormatter
 from pipeline.metrics import REGISTRY
 from tests.downstream.test_webhooks_dispatcher import Running, fast_config, until
 from tests.downstream.webhook_helpers import Receiver, append_jsonl, ticket_event
@@ -66,7 +69,17 @@ def test_deliveries_latency_response_time_and_backlog_are_counted_per_subscripti
     assert sample("omnintake_webhook_delivery_latency_seconds_sum", sub.id) - latency_sum_before >= 6 * 0.05
 
 
-def test_a_delivery_given_up_counts_as_dead_and_no_answer_has_no_response_time(engine, tmp_path):
+class JsonLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_a_delivery_given_up_counts_as_dead_and_its_log_line_names_the_delivery(engine, tmp_path):
     events_file = tmp_path / "ticket-events.jsonl"
     cfg = fast_config(retry=RetryPolicy(first_delay_s=0.05, max_delay_s=0.1, jitter=0, retry_for_s=0.3))
     down = Receiver(secret="whsec_metrics_down_0000000000")  # never started: connection refused
@@ -81,7 +94,16 @@ def test_a_delivery_given_up_counts_as_dead_and_no_answer_has_no_response_time(e
         assert await until(lambda: counts_by_status(engine).get(DEAD) == 1, timeout_s=20)
         await running.stop()
 
-    asyncio.run(scenario())
+    dispatcher_log = logging.getLogger("downstream.webhooks.dispatcher")
+    handler = JsonLines()
+    dispatcher_log.addHandler(handler)
+    try:
+        asyncio.run(scenario())
+    finally:
+        dispatcher_log.removeHandler(handler)
+    [dead_line] = [line for line in handler.lines if "dead after" in line["msg"]]
+    assert dead_line["subscription"] == sub.id and dead_line["ticket"] == "T1"
+    assert dead_line["event_id"] == ticket_event("T1", 0)["event_id"] and len(dead_line["delivery_id"]) == 36
     assert deliveries(sub.id, "dead") - dead_before == 1
     assert deliveries(sub.id, "failed") - failed_before >= 1  # the retries before it gave up
     assert sample("omnintake_webhook_response_seconds_count", sub.id) == response_before
