@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException, Request
 from sqlalchemy import Engine, text
 
-from downstream.api import classifier_versions, customers, deadletters, tickets
+from downstream.api import classifier_versions, customers, deadletters, subscriptions, tickets
 from downstream.api.schemas import Health
 from downstream.console.app import add_console
 from pipeline.config import Settings
@@ -18,12 +18,13 @@ API_VERSION = "1"
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The API and the console on the configured store; pass `engine` to share one (tests, the service)."""
     app = FastAPI(title="Omnintake API", version=API_VERSION,
-                  description="Tickets, customers and dead letters of Omnintake. Every endpoint but /healthz and "
-                              "/readyz needs `Authorization: Bearer <token>`; roles: viewer, operator, admin, "
-                              "subscriber.")
+                  description="Tickets, customers, dead letters, webhook subscriptions and classifier versions of "
+                              "Omnintake. Every endpoint but /healthz and /readyz needs `Authorization: Bearer "
+                              "<token>`; roles: viewer, operator, admin, subscriber. The operator console is "
+                              "served under /console.")
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.store.url)
-    for module in (tickets, customers, deadletters, classifier_versions):
+    for module in (tickets, customers, deadletters, subscriptions, classifier_versions):
         app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

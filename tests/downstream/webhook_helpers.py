@@ -9,13 +9,18 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy import Engine
 
+from downstream.webhooks.config import RetryPolicy
+from downstream.webhooks.deliveries import StreamEvent, claim_due, delivery_id, mark_failed, record_events
 from downstream.webhooks.signing import SIGNATURE_HEADER, SignatureError, verify
+from downstream.webhooks.subscriptions import get_subscription
+from pipeline.envelope import utcnow
 from pipeline.events import TicketEvent, event_id
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)  # after any subscription a test creates
@@ -137,3 +142,17 @@ def order_violations(receiver: Receiver) -> int:
 def duplicates(receiver: Receiver) -> int:
     ids = [a.delivery_id for a in receiver.accepted()]
     return len(ids) - len(set(ids))
+
+
+def make_dead_deliveries(engine: Engine, subscription_id: int, tickets: list[str]) -> list[str]:
+    """One event per ticket, recorded for the subscription and failed until it is a dead letter; their delivery ids."""
+    policy = RetryPolicy(first_delay_s=1, jitter=0, retry_for_s=1)
+    events = [StreamEvent.parse(json.dumps(ticket_event(t, 0))) for t in tickets]
+    subscription = get_subscription(engine, subscription_id)
+    with engine.begin() as conn:
+        record_events(conn, events, [subscription])
+    now = utcnow()
+    for attempt_at in (now, now + timedelta(seconds=2)):
+        for claimed in claim_due(engine, subscription_id, len(tickets), 30, attempt_at):
+            mark_failed(engine, claimed, 500, "HTTP 500 <b>no</b>", policy, attempt_at)
+    return [delivery_id(subscription_id, e.event_id) for e in events]
