@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from downstream.console import classifier_pages, pages
+from downstream.console import classifier_pages, pages, webhook_pages
 from downstream.console.session import SignInRequired
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -24,6 +24,7 @@ def add_console(app: FastAPI) -> None:
     app.state.console_mounted = True
     app.include_router(pages.router)
     app.include_router(classifier_pages.router)
+    app.include_router(webhook_pages.router)
     app.mount("/console/static", StaticFiles(directory=Path(__file__).with_name("static")), name="console-static")
 
     @app.exception_handler(SignInRequired)

@@ -49,7 +49,7 @@ def hostile_ticket(processor: Processor, record: Callable[..., RawRecord], engin
 
 
 def test_pages_need_a_sign_in(console: TestClient) -> None:
-    for path in ("/console/", "/console/dead-letters", "/console/rules", "/console/tickets/T-1"):
+    for path in ("/console/", "/console/dead-letters", "/console/rules", "/console/tickets/T-1", "/console/webhooks"):
         answer = console.get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/console/login", path
     assert console.get("/console/counters.json").status_code == 401
@@ -239,3 +239,58 @@ def test_one_application_serves_api_and_console(settings: Settings, engine: Engi
         assert client.get("/console/login").status_code == 200
         assert client.get("/v1/tickets").status_code == 401
         assert "/console/login" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_webhooks_page_shows_backlog_and_dead_deliveries_escaped(console: TestClient, tokens: dict[str, str],
+                                                               engine: Engine) -> None:
+    from downstream.webhooks.subscriptions import SubscriptionSpec, create_subscription, set_active
+    from tests.downstream.webhook_helpers import make_dead_deliveries
+
+    quiet = create_subscription(engine, SubscriptionSpec(url="https://quiet.example/h"))
+    set_active(engine, quiet.id, False)
+    loud = create_subscription(engine, SubscriptionSpec(url='https://x.example/"><script>alert(1)</script>',
+                                                        description="<img src=x onerror=alert(2)>"))
+    ids = make_dead_deliveries(engine, loud.id, ["T-1", "T-2"])
+    sign_in(console, tokens["viewer"])
+    page = console.get("/console/webhooks")
+    assert page.status_code == 200
+    assert '<a href="/console/webhooks">Webhooks</a>' in page.text
+    assert "<script>alert(1)" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "<img src=x" not in page.text and "HTTP 500 &lt;b&gt;no&lt;/b&gt;" in page.text
+    assert "paused" in page.text and all(i in page.text for i in ids)  # the one with dead deliveries is shown
+    assert 'name="delivery"' not in page.text and "Redeliver selected" not in page.text  # a viewer only reads
+    assert "No dead deliveries." in console.get(f"/console/webhooks?subscription={quiet.id}").text
+
+
+def test_webhooks_redeliver_needs_csrf_and_a_writer(console: TestClient, tokens: dict[str, str],
+                                                    engine: Engine) -> None:
+    from downstream.webhooks.deliveries import counts_by_status
+    from downstream.webhooks.subscriptions import SubscriptionSpec, create_subscription
+    from downstream.webhooks.tables import DEAD, PENDING
+    from tests.downstream.webhook_helpers import make_dead_deliveries
+
+    sub = create_subscription(engine, SubscriptionSpec(url="https://crm.example/h"))
+    ids = make_dead_deliveries(engine, sub.id, ["T-1", "T-2", "T-3"])
+    sign_in(console, tokens["viewer"])
+    viewer_csrf = csrf_of(console.get("/console/webhooks").text)
+    refused = console.post("/console/webhooks/redeliver", data={"csrf": viewer_csrf, "subscription": str(sub.id),
+                                                                "all": "1"})
+    assert refused.status_code == 403 and counts_by_status(engine, sub.id) == {DEAD: 3}
+
+    sign_in(console, tokens["operator"])
+    page = console.get(f"/console/webhooks?subscription={sub.id}").text
+    assert 'name="delivery"' in page and "Redeliver all 3 dead" in page
+    stale = console.post("/console/webhooks/redeliver", data={"csrf": "0" * 32, "subscription": str(sub.id),
+                                                              "all": "1"})
+    assert stale.status_code == 403 and counts_by_status(engine, sub.id) == {DEAD: 3}
+    csrf = csrf_of(page)
+    one = console.post("/console/webhooks/redeliver", data={"csrf": csrf, "subscription": str(sub.id),
+                                                            "delivery": ids[0]})
+    assert one.status_code == 303 and "1+deliveries+queued" in one.headers["location"]
+    assert counts_by_status(engine, sub.id) == {DEAD: 2, PENDING: 1}
+    nothing = console.post("/console/webhooks/redeliver", data={"csrf": csrf, "subscription": str(sub.id)})
+    assert "nothing+selected" in nothing.headers["location"]
+    everything = console.post("/console/webhooks/redeliver", data={"csrf": csrf, "subscription": str(sub.id),
+                                                                   "all": "1"})
+    assert "2+deliveries+queued" in everything.headers["location"]
+    assert counts_by_status(engine, sub.id) == {PENDING: 3}
