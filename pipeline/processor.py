@@ -29,12 +29,15 @@ from pipeline.config import Settings
 from pipeline.deadletters import DeadLetter
 from pipeline.envelope import Envelope
 from pipeline.errors import RetriableError, is_conflict, is_unavailable
+from pipeline.logs import message_log_context
 from pipeline.stages import Stage, WorkItem
 from pipeline.stages.classify import ClassifyStage
-from pipeline.stages.dedup import DedupStage
+from pipeline.stages.dedup import DedupStage, SketchStage
 from pipeline.stages.language import LanguageStage
 from pipeline.stages.normalise import NormaliseStage
 from pipeline.stages.ticketing import TicketStage
+from pipeline.store.database import make_engine
+from pipeline.store.language_history import LanguageHistory
 from pipeline.store.tickets import BatchOutcome, SqlTicketStore
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,8 @@ def _prepare_in_worker(records: Sequence[RawRecord]) -> tuple[list[tuple[Any, ..
     prepared = _worker.prepare(records)
     seconds = dict(_worker.stage_seconds)
     _worker.stage_seconds.clear()
-    computed = [(i.index, i.text, i.classify_text, i.content_hash, i.language, i.labels) for i in prepared.items]
+    computed = [(i.index, i.text, i.classify_text, i.content_hash, i.language, i.labels, i.near)
+                for i in prepared.items]
     return computed, prepared.result.dead_letters, seconds, prepared.disagreements
 
 
@@ -111,13 +115,15 @@ class Processor:
         self.max_attempts = cfg.max_attempts
         self.reloader: ClassifierReloader | None = None
         self.classify_stage: ClassifyStage | None = None
+        self._history_engine: Engine | None = None  # made here (a stage worker has no store engine): disposed on close
         # With stage workers the models live in the workers only: loading them here too costs start-up and memory.
         self.stages: list[Stage] = []
         if stage_workers == 0:
             self.reloader = reloader or ClassifierReloader(settings.store.url, rules=classifier)
             self.classify_stage = ClassifyStage(self.reloader.live, frozenset(cfg.vip_senders))
-            self.stages = [NormaliseStage(), LanguageStage(detector or LanguageDetector.from_config(settings.language)),
-                           self.classify_stage]
+            language = LanguageStage(detector or LanguageDetector.from_config(settings.language),
+                                     history=self._language_history(settings, engine))
+            self.stages = [NormaliseStage(), language, self.classify_stage, SketchStage()]
         self.tickets = SqlTicketStore(engine, DedupStage(timedelta(hours=cfg.dedup_window_hours)),
                                       TicketStage(cfg.sla_hours), cfg.ticket_prefix) if engine is not None else None
         self.stage_seconds: dict[str, float] = defaultdict(float)
@@ -128,9 +134,20 @@ class Processor:
             self._pool = ProcessPoolExecutor(stage_workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(settings.model_dump_json(),))
 
+    def _language_history(self, settings: Settings, engine: Engine | None) -> LanguageHistory | None:
+        lang = settings.language
+        if lang.prior_customer_messages == 0 and lang.prior_channel_messages == 0:
+            return None
+        if engine is None:
+            engine = self._history_engine = make_engine(settings.store.url)
+        return LanguageHistory.from_config(engine, lang)
+
     def close(self) -> None:
         if self.reloader is not None:
             self.reloader.close()
+        if self._history_engine is not None:
+            self._history_engine.dispose()
+            self._history_engine = None
         if self._shard_pool is not None:
             self._shard_pool.shutdown()
             self._shard_pool = None
@@ -183,11 +200,11 @@ class Processor:
             self.stage_seconds[name] += value
         started = time.perf_counter()
         items = []
-        for index, text, classify_text, digest, language, labels in computed:
+        for index, text, classify_text, digest, language, labels, near in computed:
             record = records[index]
             envelope = Envelope.model_validate_json(record.payload)  # valid: the worker decoded it
             items.append(WorkItem(envelope, record.source, record.attempts, text, classify_text, digest,
-                                  language, labels, index=index, payload=record.payload))
+                                  language, labels, index=index, payload=record.payload, near=near))
         self.stage_seconds["decode"] += time.perf_counter() - started
         return Prepared(items, BatchResult(dead_letters=dead), disagreements)
 
@@ -207,6 +224,9 @@ class Processor:
     def run_stages(self, items: list[WorkItem], records: Sequence[RawRecord], result: BatchResult) -> list[WorkItem]:
         for stage in self.stages:
             started = time.perf_counter()
+            prepare = getattr(stage, "prepare", None)
+            if prepare is not None and items:
+                prepare(items)
             if self._run_batch(stage, items):
                 self.stage_seconds[stage.name] += time.perf_counter() - started
                 continue
@@ -237,15 +257,16 @@ class Processor:
             return False
 
     def _run_with_retries(self, stage: Stage, item: WorkItem) -> Exception | None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                stage(item)
-                return None
-            except Exception as exc:
-                if attempt == self.max_attempts:
-                    log.warning("stage %s failed for %s after %d attempts: %r", stage.name,
-                                item.envelope.delivery_key, attempt, exc)
-                    return exc
+        with message_log_context(item, stage.name):
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    stage(item)
+                    return None
+                except Exception as exc:
+                    if attempt == self.max_attempts:
+                        log.warning("stage %s failed for %s after %d attempts: %r", stage.name,
+                                    item.envelope.delivery_key, attempt, exc)
+                        return exc
         return None
 
     def store_batch(self, items: list[WorkItem], result: BatchResult) -> None:
@@ -287,18 +308,20 @@ class Processor:
             self._store_one(item, result)
 
     def _store_one(self, item: WorkItem, result: BatchResult) -> None:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                result.add(self.tickets.apply([item]))
-                return
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
-                if attempt == self.max_attempts or not is_conflict(exc):
-                    record = RawRecord(item.payload or item.envelope.model_dump_json().encode(), item.source,
-                                       item.attempts)
-                    result.dead_letters.append(self._dead(record, "ticket", exc, attempts=attempt))
+        with message_log_context(item, "ticket"):
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    result.add(self.tickets.apply([item]))
                     return
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        raise RetriableError(f"database unavailable: {exc.__class__.__name__}") from exc
+                    if attempt == self.max_attempts or not is_conflict(exc):
+                        record = RawRecord(item.payload or item.envelope.model_dump_json().encode(), item.source,
+                                           item.attempts)
+                        log.warning("message set aside as a dead letter at the ticket step: %r", exc)
+                        result.dead_letters.append(self._dead(record, "ticket", exc, attempts=attempt))
+                        return
 
     def _dead(self, record: RawRecord, stage: str, error: Exception, cause: Exception | None = None,
               attempts: int | None = None) -> DeadLetter:

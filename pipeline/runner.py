@@ -94,7 +94,7 @@ class PipelineRunner:
                 prepared = await asyncio.to_thread(self.processor.prepare, records)
                 metrics.STEP_SECONDS.labels("prepare").observe(time.perf_counter() - started)
                 metrics.count_step("prepare", prepared.items)
-                self._stage_clock.publish(self.processor.stage_seconds)
+                self._stage_clock.publish(getattr(self.processor, "stage_seconds", {}))
                 if storing is not None and not await storing:
                     break  # that batch was not stored: committing a later one would skip it
                 storing = asyncio.create_task(self._store_and_commit(consumed, prepared, stop))
@@ -160,7 +160,9 @@ class PipelineRunner:
         log.info("rebalance: dropping %d prepared records of revoked partitions", len(consumed) - len(keep))
         items = [item for item in prepared.items if item.index in keep]
         dead = [d for d in prepared.result.dead_letters if d.source in sources]
-        return Prepared(items, BatchResult(dead_letters=dead)), [consumed[i] for i in sorted(keep)]
+        kept_keys = {item.envelope.delivery_key for item in items}
+        disagreements = [d for d in prepared.disagreements if d.delivery_key in kept_keys]
+        return Prepared(items, BatchResult(dead_letters=dead), disagreements), [consumed[i] for i in sorted(keep)]
 
     async def _until_done(self, attempt: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event) -> T | None:
         """Retry `attempt` with backoff while its service is unavailable; None when stopped first."""

@@ -56,7 +56,7 @@ def test_the_batch_in_doubt_is_read_back_from_kafka_not_sent_twice(kafka_setting
         outbox = conn.execute(select(ticket_events.c.event_id).order_by(ticket_events.c.id)).scalars().all()
     engine.dispose()
     sent = [json.loads(r.value)["event_id"] for r in records]
-    assert sorted(sent) == sorted(outbox) and len(sent) == len(set(sent)) == 40
+    assert len(outbox) >= 40 and sorted(sent) == sorted(outbox) and len(sent) == len(set(sent))
     assert relay.recovered == 15
 
 

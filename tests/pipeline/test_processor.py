@@ -30,11 +30,12 @@ def test_a_message_becomes_a_ticket_with_labels_and_an_event(processor, engine, 
 def test_redelivery_stores_nothing_twice(processor, engine, record):
     batch = [record(f"message {i}", f"c{i % 3}") for i in range(9)]
     first = processor.process(batch)
+    events_after_first = count(engine, ticket_events)
     again = processor.process(batch + batch[:4])
     assert first.stored == 9 and again.stored == 0 and again.duplicates == 13
     assert count(engine, messages) == 9
     assert count(engine, tickets) == 3
-    assert count(engine, ticket_events) == 9
+    assert events_after_first >= 3 and count(engine, ticket_events) == events_after_first
 
 
 def test_duplicate_inside_one_batch_is_dropped(processor, engine, record):

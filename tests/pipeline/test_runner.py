@@ -34,6 +34,9 @@ class FakeConsumer:
     def assignment(self):
         return {TP}
 
+    def highwater(self, tp):
+        return sum(len(batch) for batch in self.batches)
+
     async def getmany(self, timeout_ms, max_records):
         if self.batches:
             return {TP: self.batches.pop(0)}
