@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 
 from classifiers.commands import classifiers_group, classify_command
+from downstream.api.commands import api_group
+from downstream.webhooks.commands import webhooks_group
 from pipeline.config import ConfigError, Settings, load_settings
 
 
@@ -46,6 +48,24 @@ def run(config: str | None) -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         await run_service(settings, stop)
+
+    asyncio.run(_main())
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
+def relay(config: str | None) -> None:
+    """Relay the ticket-event outbox alone (exactly once into Kafka; a file embedded), until SIGTERM."""
+    from pipeline.relay import run_relay
+    from pipeline.service import install_signal_handlers
+
+    settings = _settings(config or _default_config())
+    _setup_logging(settings)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await run_relay(settings, stop)
 
     asyncio.run(_main())
 
@@ -383,6 +403,8 @@ def _default_config() -> str | None:
 
 main.add_command(classify_command)
 main.add_command(classifiers_group)
+main.add_command(api_group)
+main.add_command(webhooks_group)
 
 if __name__ == "__main__":
     main()

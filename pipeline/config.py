@@ -16,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifiers.language import LanguageConfig
 from connectors.registry import ConnectorsConfig
+from downstream.webhooks.config import WebhooksConfig
 
 ENV_PREFIX = "INTAKE_"
+NOT_SETTINGS = {"INTAKE_CONFIG", "INTAKE_MODELS_DIR"}  # read by their own code, not keys of Settings
 _SECRETISH = re.compile(r"secret|password|token|api_key", re.I)
 
 
@@ -100,11 +102,12 @@ class Settings(_Frozen):
     relay: RelayConfig = RelayConfig()
     ops: OpsConfig = OpsConfig()
     logging: LoggingConfig = LoggingConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
 
 def _apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "INTAKE_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         path = name[len(ENV_PREFIX):].lower().split("__")
         node = data

@@ -1,7 +1,9 @@
-"""`intake run`: connectors, the pipeline and the outbox relay in one process, until SIGTERM.
+"""`intake run`: connectors, the pipeline, the outbox relay, the webhook dispatcher (when enabled)
+and the ops server (/metrics, /healthz, /readyz) in one process, until SIGTERM.
 
 Embedded transport: connectors feed the stages in-process (SQLite by default). Kafka transport:
-connectors publish to the raw topic and the runner consumes it; the relay publishes ticket events.
+connectors publish to the raw topic and the runner consumes it; the relay publishes ticket events
+exactly once.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from connectors.registry import enabled_connectors
 from pipeline.config import Settings
 from pipeline.deadletters import SqlDeadLetterQueue
 from pipeline.embedded import EmbeddedSink
+from pipeline.ops_server import ReadinessCheck, build_ops_app, store_check
 from pipeline.processor import Processor
-from pipeline.relay import JsonlEventTarget, KafkaEventTarget, OutboxRelay
+from pipeline.relay import make_relay
 from pipeline.store.cursors import SqlCursorStore
 from pipeline.store.database import make_engine, upgrade
 
@@ -52,11 +56,10 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
     processor = Processor(settings, engine, stage_workers=workers)
     connectors = enabled_connectors(settings.connectors, SqlCursorStore(engine))
     tasks: list[asyncio.Task[None]] = []
+    checks: dict[str, ReadinessCheck] = {"store": store_check(engine)}
     producer = None
     if settings.transport == "embedded":
         sink = EmbeddedSink(processor, SqlDeadLetterQueue(engine))
-        relay = OutboxRelay(engine, JsonlEventTarget(settings.relay.jsonl_path), settings.relay.batch_size,
-                            settings.relay.poll_interval_s)
     else:
         from pipeline.runner import PipelineRunner
         from pipeline.transport.kafka import KafkaPublisher, ensure_topics, make_producer
@@ -68,13 +71,23 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
         if not await retry_until(producer.start, "connecting the Kafka producer", stop):
             return
         sink = KafkaPublisher(kafka, producer)  # type: ignore[assignment]
-        relay = OutboxRelay(engine, KafkaEventTarget(producer, kafka.topics.events), settings.relay.batch_size,
-                            settings.relay.poll_interval_s)
+        checks["kafka"] = kafka_check(producer)
         tasks.append(asyncio.create_task(PipelineRunner(kafka, processor, producer).run(stop), name="pipeline"))
     for connector in connectors:
         tasks.append(asyncio.create_task(connector.run(sink, stop), name=connector.name))
     if settings.relay.enabled:
-        tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+        tasks.append(asyncio.create_task(make_relay(settings, engine).run(stop), name="relay"))
+    if settings.webhooks.enabled:
+        from downstream.webhooks.dispatcher import WebhookDispatcher, make_source
+
+        dispatcher = WebhookDispatcher(engine, settings.webhooks, make_source(engine, settings.webhooks, settings))
+        tasks.append(asyncio.create_task(dispatcher.run(stop), name="webhooks"))
+    if settings.ops.enabled:
+        from connectors.http_intake import serve_until
+
+        ops = build_ops_app(checks)
+        tasks.append(asyncio.create_task(serve_until(ops, settings.ops.host, settings.ops.port, stop), name="ops"))
+        log.info("ops endpoints on http://%s:%d (/metrics /healthz /readyz)", settings.ops.host, settings.ops.port)
     log.info("omnintake running: transport=%s store=%s connectors=%s", settings.transport,
              engine.url.render_as_string(hide_password=True), [c.name for c in connectors])
     try:
@@ -87,6 +100,13 @@ async def run_service(settings: Settings, stop: asyncio.Event) -> None:
         processor.close()
         engine.dispose()
         log.info("omnintake stopped")
+
+
+def kafka_check(producer: Any) -> ReadinessCheck:
+    async def check() -> None:
+        await producer.client.fetch_all_metadata()
+
+    return check
 
 
 async def _supervise(tasks: list[asyncio.Task[None]], stop: asyncio.Event, drain_timeout_s: float) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,8 @@ def test_run_takes_files_and_http_messages_and_stops_cleanly(tmp_path, envelope_
     config["connectors"]["dropfolder"].update(path=str(tmp_path / "inbox"), poll_interval_s=0.2)
     config["connectors"]["http_intake"].update(port=port, api_keys=["k1"])
     config["relay"].update(jsonl_path=str(tmp_path / "events.jsonl"), poll_interval_s=0.2)
+    ops_port = free_port()
+    config["ops"].update(enabled=True, port=ops_port)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "inbox").mkdir()
     shutil.copy(SAMPLES / "chat" / "telegram_ru.json", tmp_path / "inbox")
@@ -59,6 +62,10 @@ def test_run_takes_files_and_http_messages_and_stops_cleanly(tmp_path, envelope_
         while time.monotonic() < deadline and not list((tmp_path / "inbox" / "done").glob("*.json")):
             time.sleep(0.2)
         time.sleep(1)  # one relay poll
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/readyz", timeout=5) as answer:
+            ready = json.loads(answer.read())
+        with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/metrics", timeout=5) as answer:
+            exposition = answer.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0].decode()
@@ -70,7 +77,11 @@ def test_run_takes_files_and_http_messages_and_stops_cleanly(tmp_path, envelope_
     assert stored == len({m["message_id"] for m in chat}) + 1
     assert languages == {"ru"}
     events = (tmp_path / "events.jsonl").read_text().splitlines()
-    assert len(events) == stored
+    assert len(events) >= stored
+    assert ready == {"status": "ready", "checks": ["store"]}
+    line = r"^omnintake_pipeline_messages_total\{channel=\"\w+\",step=\"prepare\"\} (\S+)$"
+    prepared = re.findall(line, exposition, re.M)
+    assert sum(float(n) for n in prepared) >= stored, exposition[:2000]
     engine.dispose()
 
 
@@ -82,6 +93,7 @@ def test_run_takes_telegram_meta_and_phone_from_config_alone(tmp_path):
     config["store"]["url"] = f"sqlite:///{tmp_path}/run.db"
     config["connectors"]["dropfolder"]["enabled"] = False
     config["connectors"]["http_intake"].update(port=port)
+    config["ops"].update(port=free_port())
     config["relay"].update(jsonl_path=str(tmp_path / "events.jsonl"))
     with FakeTelegram() as telegram:
         config["connectors"]["telegram"].update(enabled=True, token=TOKEN, base_url=telegram.base_url,
