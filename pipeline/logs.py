@@ -13,9 +13,12 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import LoggingConfig
+
+if TYPE_CHECKING:
+    from pipeline.stages import WorkItem
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("omnintake_log_context",
                                                                                   default=None)
@@ -30,6 +33,12 @@ def log_context(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def message_log_context(item: WorkItem, stage: str) -> contextlib.AbstractContextManager[None]:
+    """The fields every line about one message carries."""
+    env = item.envelope
+    return log_context(message_id=env.message_id, delivery_key=env.delivery_key, channel=env.channel, stage=stage)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

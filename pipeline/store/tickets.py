@@ -8,6 +8,7 @@ retries the batch, which then sees the other writer's rows.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ from pipeline.dedup.lookup import band_candidates, recent_sketches
 from pipeline.dedup.sketch import MIN_SHINGLES, Sketch, band_keys, compare, sketch
 from pipeline.envelope import utcnow
 from pipeline.identity import link_evidence, strong_evidence, suggest
+from pipeline.logs import message_log_context
 from pipeline.stages import WorkItem
 from pipeline.stages.dedup import DedupDecision, DedupStage, DedupState, thread_refs
 from pipeline.stages.ticketing import TicketStage
@@ -60,6 +62,8 @@ SUGGEST_NAME_SCORE = 0.5  # the same display name and text this similar
 SUGGEST_CANDIDATES = 16
 
 _MUTABLE = ("type", "category", "urgency", "message_count", "repeat_count", "sla_due_at", "updated_at")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +169,9 @@ class SqlTicketStore:
         duplicates = 0
         for item in items:
             customer_id = customer_of[item.envelope.sender.key]
-            decision = self.dedup.decide(item, customer_id, state)
+            with message_log_context(item, "dedup"):
+                decision = self.dedup.decide(item, customer_id, state)
+                log.debug("dedup: %s (%s)", decision.outcome, decision.reason)
             if not decision.stores_message:
                 duplicates += 1
                 continue

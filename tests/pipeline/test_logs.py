@@ -43,3 +43,21 @@ def test_plain_line_appends_fields() -> None:
     with log_context(message_id="m-2"):
         assert PlainFormatter().format(_record("hello")).endswith("hello message_id=m-2")
     assert PlainFormatter().format(_record("bare")).endswith("bare")
+
+
+def test_a_line_about_one_message_carries_its_ids(processor, record):
+    import io
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("pipeline.store.tickets")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        processor.process([record("my parcel is late", "ann")])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    [line] = [json.loads(raw) for raw in out.getvalue().splitlines() if "dedup:" in raw]
+    assert line["message_id"] and line["delivery_key"].endswith(line["message_id"]) and line["stage"] == "dedup"
