@@ -86,6 +86,8 @@ class DropFolderConfig(_Frozen):
     path: str = "var/inbox"
     poll_interval_s: float = Field(default=1.0, gt=0)
     account: str = "dropfolder"
+    trusted_authserv_ids: tuple[str, ...] = Field(default=(), description="receiving servers whose "
+                                                  "Authentication-Results may mark an .eml sender verified")
 
 
 class HttpIntakeConfig(_Frozen):

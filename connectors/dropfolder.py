@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".eml", *FORMATS}
 
 
-def parse_file(path: Path, account: str, raw_ref: str) -> list[Envelope]:
+def parse_file(path: Path, account: str, raw_ref: str, trusted_authserv_ids: tuple[str, ...] = ()) -> list[Envelope]:
     """`raw_ref` is where the file will be kept once accepted (under `done/`)."""
     suffix = path.suffix.lower()
     if suffix == ".eml":
-        return [parse_email(path.read_bytes(), account, raw_ref)]
+        return [parse_email(path.read_bytes(), account, raw_ref, trusted_authserv_ids=trusted_authserv_ids)]
     if suffix in FORMATS and suffix != ".json":
         return [to_envelope(read_transcript(path), raw_ref, path.stem)]
     raw = path.read_bytes()
@@ -78,7 +78,8 @@ class DropFolderConnector(Connector):
             self.metrics.lag = left
             try:
                 kept_at = (self.root / "done" / path.relative_to(self.root)).resolve().as_uri()
-                envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account, kept_at)
+                envelopes = await asyncio.to_thread(parse_file, path, self.cfg.account, kept_at,
+                                                      self.cfg.trusted_authserv_ids)
             except Exception as exc:  # whatever a file does to the parser, it is that file's fault
                 await asyncio.to_thread(self._move, path, "failed", f"{exc.__class__.__name__}: {exc}")
                 continue

@@ -62,6 +62,8 @@ class ImapAccountConfig(_Frozen):
     password: SecretStr | None = None
     oauth2_token: SecretStr | None = Field(default=None, description="access token for XOAUTH2")
     folders: tuple[str, ...] = Field(default=("INBOX",), min_length=1)
+    trusted_authserv_ids: tuple[str, ...] = Field(default=(), description="receiving servers whose "
+                                                  "Authentication-Results may mark a sender's email verified")
 
     @model_validator(mode="after")
     def _one_credential(self) -> ImapAccountConfig:
@@ -157,10 +159,11 @@ class FetchedBatch:
     flagged: int
 
 
-def envelope_for(raw: bytes, account: str, ref: str, size: int, truncated: bool) -> tuple[Envelope, bool]:
+def envelope_for(raw: bytes, account: str, ref: str, size: int, truncated: bool,
+                 trusted_authserv_ids: tuple[str, ...] = ()) -> tuple[Envelope, bool]:
     """(envelope, flagged). Whatever the bytes do to the parser, it is this message's problem only."""
     try:
-        envelope = parse_email(raw, account, ref)
+        envelope = parse_email(raw, account, ref, trusted_authserv_ids=trusted_authserv_ids)
     except Exception as exc:
         problem = f"unparseable: {exc.__class__.__name__}: {exc}"
         return flagged_envelope(raw, account, ref, problem, size), True
@@ -253,7 +256,8 @@ class _FolderSession:
                 continue  # expunged between SEARCH and FETCH
             raw, truncated = raws[uid]
             ref = raw_ref(self.account, self.folder, self.uidvalidity, uid)
-            envelope, was_flagged = envelope_for(raw, envelope_account, ref, sizes[uid], truncated)
+            envelope, was_flagged = envelope_for(raw, envelope_account, ref, sizes[uid], truncated,
+                                                 self.account.trusted_authserv_ids)
             envelopes.append(envelope)
             flagged += was_flagged
         return FetchedBatch(envelopes, max(uids), flagged)
