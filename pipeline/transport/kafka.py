@@ -26,8 +26,10 @@ async def ensure_topics(cfg: KafkaConfig) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [cfg.topics.raw, cfg.topics.events, cfg.topics.dead_letters]
-        missing = [NewTopic(t, cfg.partitions, cfg.replication_factor) for t in wanted if t not in existing]
+        # ticket events are kept forever: any subscriber may replay the whole history from offset 0
+        wanted = {cfg.topics.raw: {}, cfg.topics.events: {"retention.ms": "-1"}, cfg.topics.dead_letters: {}}
+        missing = [NewTopic(t, cfg.partitions, cfg.replication_factor, topic_configs=configs)
+                   for t, configs in wanted.items() if t not in existing]
         if not missing:
             return
         response = await admin.create_topics(missing)

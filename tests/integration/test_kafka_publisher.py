@@ -39,3 +39,25 @@ def test_an_envelope_too_large_for_the_broker_is_dead_lettered_and_its_neighbour
     assert headers["stage"] == "publish" and "too large for the broker" in headers["error"]
     assert headers["source"] == "email:support@shop.example:huge"
     assert b'"message_id":"huge"' in dead[0].value
+
+
+def test_the_ticket_event_topic_keeps_its_history_for_replay(kafka_cfg):
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def retention(topic: str) -> str:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_cfg.bootstrap_servers)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        finally:
+            await admin.close()
+        [resource] = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+
+    async def scenario():
+        await ensure_topics(kafka_cfg)
+        return await retention(kafka_cfg.topics.events), await retention(kafka_cfg.topics.raw)
+
+    events, raw = run(scenario())
+    assert events == "-1" and raw != "-1"
