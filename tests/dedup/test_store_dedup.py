@@ -17,7 +17,6 @@ from pipeline.store.schema import (
     customer_merges,
     identity_suggestions,
     messages,
-    metadata,
     ticket_events,
     tickets,
 )
@@ -42,8 +41,10 @@ def phone_call(record, text, number="+15550001111", hours=0.0, call="call-1"):
 
 
 def test_schema_and_migrations_agree(engine):
+    from pipeline.store.all_tables import metadata as every_table
+
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), every_table) == []
 
 
 def test_a_near_duplicate_joins_the_ticket_as_a_repeat(processor, engine, record):

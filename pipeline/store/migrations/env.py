@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from pipeline.store.schema import metadata
+from pipeline.store.all_tables import metadata
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
