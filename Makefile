@@ -20,7 +20,7 @@ services:
 	bash deploy/kafka.sh start
 	bash deploy/postgres.sh start
 	bash deploy/dovecot.sh install
-	bash deploy/chromium.sh install >/dev/null
+	bash deploy/test-tools.sh install >/dev/null
 
 stop-services:
 	bash deploy/kafka.sh stop

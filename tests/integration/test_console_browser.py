@@ -41,8 +41,8 @@ def chromium() -> str:
     import os
 
     if os.environ.get("CI"):
-        pytest.fail("Chromium is missing: deploy/chromium.sh install")
-    pytest.skip("Chromium is missing: deploy/chromium.sh install")
+        pytest.fail("Chromium is missing: deploy/test-tools.sh install")
+    pytest.skip("Chromium is missing: deploy/test-tools.sh install")
 
 
 def free_port() -> int:
