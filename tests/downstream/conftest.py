@@ -1,4 +1,5 @@
-"""The API on a migrated SQLite store per test: a TestClient, a token per role, a ticket factory."""
+"""The API on a migrated SQLite store per test: a TestClient, a token per role, a ticket factory; and a
+migrated PostgreSQL engine for the tests marked postgres."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from downstream.api.app import create_app
 from downstream.api.tokens import create_token
 from pipeline.config import Settings
 from pipeline.store.api_schema import ROLES
+from pipeline.store.database import make_engine, upgrade
 from pipeline.store.schema import customer_identities, customers, tickets
+from tests.integration.conftest import pg_url  # noqa: F401 - the fixture: a fresh database per test
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _numbers = itertools.count(1)
@@ -25,6 +28,15 @@ _numbers = itertools.count(1)
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:  # noqa: F811
+    """An engine on a fresh PostgreSQL database, migrated to the current revision."""
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
@@ -14,19 +12,9 @@ from downstream.api.tokens import create_token
 from pipeline.config import Settings, StoreConfig
 from pipeline.events import TicketEvent
 from pipeline.processor import Processor
-from pipeline.store.database import make_engine, upgrade
 from pipeline.store.schema import ticket_events
-from tests.integration.conftest import pg_url  # noqa: F401 - the fixture: a fresh database per test
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:  # noqa: F811
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
-    yield engine
-    engine.dispose()
 
 
 def _plan(engine: Engine, f: TicketFilter, sort: str = "urgency") -> str:
@@ -47,7 +35,7 @@ def test_index_serves_filter_and_order_without_a_sort(pg_engine: Engine) -> None
     # the search's plan: tests/downstream/test_ticket_search_postgres.py
 
 
-def test_api_on_postgres(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_api_on_postgres(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(store=StoreConfig(url=pg_url))
     processor = Processor(settings, pg_engine, language_detector, rule_classifier)
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -13,22 +11,12 @@ from downstream.api.tokens import create_token
 from downstream.webhooks.deliveries import counts_by_status
 from downstream.webhooks.tables import PENDING
 from pipeline.config import Settings, StoreConfig
-from pipeline.store.database import make_engine, upgrade
 from tests.downstream.webhook_helpers import make_dead_deliveries
-from tests.integration.conftest import pg_url  # noqa: F401 - the fixture: a fresh database per test
 
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:  # noqa: F811
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
-    yield engine
-    engine.dispose()
-
-
-def test_subscription_life_on_postgres(pg_url: str, pg_engine: Engine) -> None:  # noqa: F811
+def test_subscription_life_on_postgres(pg_url: str, pg_engine: Engine) -> None:
     with pg_engine.begin() as conn:
         subscriber = {"Authorization": f"Bearer {create_token(conn, 's', 'subscriber')}"}
         viewer = {"Authorization": f"Bearer {create_token(conn, 'v', 'viewer')}"}

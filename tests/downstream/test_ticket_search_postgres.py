@@ -4,7 +4,6 @@ Unicode case folding, Chinese substrings, websearch syntax, and a plan that read
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, delete, select, text, update
@@ -12,9 +11,7 @@ from sqlalchemy import Connection, Engine, delete, select, text, update
 from downstream.api.ticket_queries import TicketFilter, ticket_page, ticket_page_query
 from pipeline.config import Settings, StoreConfig
 from pipeline.processor import Processor
-from pipeline.store.database import make_engine, upgrade
 from pipeline.store.schema import dedup_bands, dedup_sketches, messages, tickets
-from tests.integration.conftest import pg_url  # noqa: F401 - the fixture: a fresh database per test
 
 pytestmark = pytest.mark.postgres
 
@@ -28,15 +25,7 @@ TEXTS = {
 
 
 @pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:  # noqa: F811
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def numbers(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> dict[str, str]:  # type: ignore[no-untyped-def]  # noqa: F811
+def numbers(pg_url: str, pg_engine: Engine, record, rule_classifier, language_detector) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """One ticket per language, written by the pipeline's own store: ticket number by language key."""
     processor = Processor(Settings(store=StoreConfig(url=pg_url)), pg_engine, language_detector, rule_classifier)
     try:
