@@ -49,13 +49,14 @@ def _greek_fold_table() -> dict[int, str]:
 
 
 _GREEK_FOLD = _greek_fold_table()
+_GREEK = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")  # translating with the table costs a lookup per character
 
 
 def fold(text: str) -> str:
     """What the cues see: NFKC, case-folded, Greek accents and diaeresis removed."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).casefold().translate(_GREEK_FOLD)
-        return text
+        text = unicodedata.normalize("NFKC", text).casefold()
+        return text.translate(_GREEK_FOLD) if _GREEK.search(text) else text
     return text.casefold()
 
 
@@ -109,42 +110,77 @@ class _Compiled:
     needles: tuple[str, ...]  # the pattern can only match text containing one of these
 
 
-_MAX_VARIANTS = 16
+_MAX_VARIANTS = 256  # spellings of one needle set: the lookup tables take thousands
+_FIRST_SYMBOL = "\u2000"  # punctuation, symbols, emoji, kana, ideographs, Hangul: none is in every text
 
 
-def _char_choices(op: object, value: object) -> list[str] | None:
-    """The characters a one-character item matches, when it is a literal or a small literal class."""
+def _exact(op: object, value: object) -> tuple[str, ...] | None:
+    """Every string an item matches, when that is a small finite set: a literal, a small literal
+    class, an optional item, or a group or alternation made of such items."""
     if op is sre_constants.LITERAL:
-        return [chr(value)]  # type: ignore[arg-type]
-    if op is sre_constants.IN and len(value) <= 4 and all(o is sre_constants.LITERAL for o, _ in value):  # type: ignore[arg-type]
-        return [chr(v) for _, v in value]  # type: ignore[union-attr]
+        return (chr(value),)  # type: ignore[arg-type]
+    if op is sre_constants.IN and len(value) <= 32 and all(o is sre_constants.LITERAL for o, _ in value):  # type: ignore[arg-type]
+        return tuple(chr(v) for _, v in value)  # type: ignore[union-attr]
+    if op is sre_constants.SUBPATTERN and not value[1] & re.IGNORECASE:  # type: ignore[index]
+        return _exact_sequence(list(value[-1]))  # type: ignore[index]
+    if op is sre_constants.BRANCH:
+        options = [_exact_sequence(list(branch)) for branch in value[1]]  # type: ignore[index]
+        if all(o is not None for o in options) and sum(map(len, options)) <= _MAX_VARIANTS:  # type: ignore[arg-type]
+            return tuple(dict.fromkeys(s for option in options for s in option))  # type: ignore[union-attr]
+        return None
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and value[0] == 0 and value[1] == 1:  # type: ignore[index]
+        inner = _exact_sequence(list(value[2]))  # type: ignore[index]
+        return None if inner is None else tuple(dict.fromkeys(("", *inner)))
     return None
+
+
+def _exact_sequence(items: list[tuple[object, object]]) -> tuple[str, ...] | None:
+    strings: tuple[str, ...] = ("",)
+    for op, value in items:
+        choices = _exact(op, value)
+        if choices is None or len(strings) * len(choices) > _MAX_VARIANTS:
+            return None
+        strings = tuple(run + ch for run in strings for ch in choices)
+    return strings
 
 
 def _needles(items: list[tuple[object, object]]) -> tuple[str, ...]:
     """Strings one of which every match of this sequence contains (empty: no cheap test).
-    Runs of literals (small classes such as `[坏壞]` spelled out) and alternations are candidates;
-    the longest, with the fewest variants, wins."""
+    Runs of items with a few exact spellings (literals, small classes such as `[坏壞]`, groups and
+    alternations of them, spelled out) and other alternations are candidates; the longest, with the
+    fewest variants, wins."""
     candidates: list[tuple[str, ...]] = []
     current: tuple[str, ...] = ("",)
     for op, value in items:
-        chars = _char_choices(op, value)
-        if chars is not None and len(current) * len(chars) <= _MAX_VARIANTS:
-            current = tuple(run + ch for run in current for ch in chars)
+        choices = _exact(op, value)
+        if choices is not None and len(current) * len(choices) <= _MAX_VARIANTS:
+            current = tuple(run + ch for run in current for ch in choices)
             continue
         candidates.append(current)
-        current = tuple(chars) if chars is not None else ("",)
+        current = choices if choices is not None else ("",)
         if op is sre_constants.BRANCH:
             options = [_needles(list(branch)) for branch in value[1]]  # type: ignore[index]
             if all(options):
                 candidates.append(tuple(n for option in options for n in option))
-        elif op is sre_constants.SUBPATTERN:
+        elif op is sre_constants.SUBPATTERN and not value[1] & re.IGNORECASE:  # type: ignore[index]
             candidates.append(_needles(list(value[-1])))  # type: ignore[index]
     candidates.append(current)
-    usable = [c for c in candidates if c and min(map(len, c)) >= 2]
+    usable = [_shortest(c) for c in candidates if c and all(map(_selective, c))]
     if not usable:
         return ()
     return max(usable, key=lambda c: (min(min(map(len, c)), 3), -len(c), min(map(len, c))))
+
+
+def _shortest(needles: tuple[str, ...]) -> tuple[str, ...]:
+    """Without the needles that contain another one (finding "yz" is enough for "xyz" too)."""
+    unique = tuple(dict.fromkeys(needles))
+    return tuple(n for n in unique if not any(m != n and m in n for m in unique))
+
+
+def _selective(needle: str) -> bool:
+    """Whether finding this literal is rare enough to be worth a test: one Latin letter is in every
+    text, one Chinese character or emoji is not."""
+    return len(needle) >= 2 or (len(needle) == 1 and needle >= _FIRST_SYMBOL)
 
 
 def required_literals(pattern: str) -> tuple[str, ...]:
@@ -213,8 +249,11 @@ def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:
 
 
 class _LangRules:
-    """All cues of some lexicons, found in one pass: an Aho-Corasick automaton finds the literals
-    a cue needs, and only those cues' regexes run."""
+    """All cues of some lexicons, found in one pass: the literals a cue needs are looked up first,
+    and only those cues' regexes run. An Aho-Corasick automaton finds the literals of alphabetic
+    scripts; those starting with a Chinese character, an emoji or a symbol are found through the
+    text's set of characters and of character pairs (the automaton's root would branch thousands of
+    ways, which makes it slow on such text)."""
 
     def __init__(self, cues: list[tuple[str, _Compiled]]) -> None:
         self.cues = cues
@@ -224,16 +263,32 @@ class _LangRules:
             for needle in cue.needles:
                 by_needle[needle].append(i)
         self.automaton = ahocorasick.Automaton()
+        by_char: dict[str, list[int]] = defaultdict(list)
+        by_pair: dict[str, list[tuple[str, tuple[int, ...]]]] = defaultdict(list)
         for needle, indices in by_needle.items():
-            self.automaton.add_word(needle, tuple(indices))
-        if by_needle:
+            if needle[0] < _FIRST_SYMBOL:
+                self.automaton.add_word(needle, tuple(indices))
+            elif len(needle) == 1:
+                by_char[needle].extend(indices)
+            else:
+                by_pair[needle[:2]].append((needle, tuple(indices)))
+        if len(self.automaton):
             self.automaton.make_automaton()
+        self.by_char, self.by_pair = dict(by_char), dict(by_pair)
+        self.chars, self.pairs = frozenset(by_char), frozenset(by_pair)
 
     def matches(self, text: str) -> dict[str, list[tuple[_Compiled, re.Match[str]]]]:
         candidates = set(self.always)
         if self.automaton.kind == ahocorasick.AHOCORASICK:
             for _, indices in self.automaton.iter(text):
                 candidates.update(indices)
+        if (self.chars or self.pairs) and not text.isascii():
+            for char in self.chars.intersection(text):
+                candidates.update(self.by_char[char])
+            for pair in self.pairs.intersection(map(str.__add__, text, text[1:])):
+                for needle, indices in self.by_pair[pair]:
+                    if len(needle) == 2 or needle in text:
+                        candidates.update(indices)
         found: dict[str, list[tuple[_Compiled, re.Match[str]]]] = defaultdict(list)
         for i in sorted(candidates):
             section, cue = self.cues[i]
@@ -350,8 +405,17 @@ def gibberish(text: str, lang: str = "und") -> str | None:
 
 
 def _shouting(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha() and (ch.isupper() or ch.islower())]
-    return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+    """Mostly capitals: at least 12 cased letters, over 60% of them upper case."""
+    lower = text.lower()
+    if lower == text:  # no capitals, or a script without case
+        return False
+    upper = text.upper()
+    if len(lower) != len(text) or len(upper) != len(text):  # a letter such as "ß" changes length
+        letters = [ch for ch in text if ch.isalpha() and (ch.isupper() or ch.islower())]
+        return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
+    # counted in C: a capital changes when lowered, a small letter when uppercased
+    capitals, small = sum(map(str.__ne__, text, lower)), sum(map(str.__ne__, text, upper))
+    return capitals + small >= 12 and capitals / (capitals + small) > 0.6
 
 
 class RuleClassifier:

@@ -76,9 +76,28 @@ def test_the_literal_prefilter_never_hides_a_match(rules):
     assert checked > 50
 
 
+@pytest.mark.parametrize("lang, text", [
+    ("zh", "房间太小了，隔音很差，不推荐！服务还可以吧？😡"), ("zh", "充电宝爆炸了 加微信 abc12345"),
+    ("vi", "Giao hàng quá chậm, không hài lòng 😡 liên hệ 0912 345 678"), ("en", "STILL WAITING for my refund!!! 😡"),
+    ("el", "Το προϊόν ήρθε χαλασμένο :("), ("ru", "Деньги списали дважды, не работает приложение))"),
+])
+def test_the_literal_lookup_finds_what_every_regex_finds(rules, lang, text):
+    """The lookup by literals (automaton, characters, character pairs) picks out exactly the cues
+    that running every cue's regex would match."""
+    from classifiers.rules import fold
+
+    folded = fold(text)
+    lang_rules = rules._by_lang[lang]
+    brute = sorted(cue.source for _, cue in lang_rules.cues if cue.pattern.search(folded))
+    found = sorted(cue.source for matched in lang_rules.matches(folded).values() for cue, _ in matched)
+    assert found == brute and found
+
+
 @pytest.mark.parametrize("pattern, needles", [
-    (r"\bне работа(ет|ют)\b", ("не работа",)), (r"\b(broken|damaged)\b", ("broken", "damaged")),
-    (r"x?yz", ("yz",)), (r"(?i)refund", ()), (r"\b(a|b)c", ()), (r"colou?r", ("colo",)),
+    (r"\bне работа(ет|ют)\b", ("не работает", "не работают")), (r"\b(broken|damaged)\b", ("broken", "damaged")),
+    (r"x?yz", ("yz",)), (r"(?i)refund", ()), (r"\b(a|b)c", ("ac", "bc")), (r"colou?r", ("color", "colour")),
+    (r"\b(a|b)", ()), ("(太|很)(硬|老)", ("太硬", "太老", "很硬", "很老")), ("(?<!不)差(?!不多)", ("差",)),
+    ("[吗嗎]", ("吗", "嗎")), (r"(?i:ab)cd", ("cd",)),
 ])
 def test_required_literals(pattern, needles):
     from classifiers.rules import required_literals
