@@ -12,13 +12,11 @@ One relay is active per database: on PostgreSQL it holds a session advisory lock
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
 import logging
 import os
-import signal
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -344,7 +342,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
 
 
 def make_relay(settings: Settings, engine: Engine) -> OutboxRelay:
-    """The relay `intake run` and `python -m pipeline.relay` use: exactly once into Kafka, a file embedded."""
+    """The relay `intake run` and `intake relay` use: exactly once into Kafka, a file embedded."""
     target: EventTarget
     if settings.transport == "kafka":
         target = ExactlyOnceKafkaTarget(settings.kafka)
@@ -366,30 +364,3 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> OutboxRelay:
         engine.dispose()
     log.info("relay stopped: published %d, recovered %d", relay.published, relay.recovered)
     return relay
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m pipeline.relay [--config FILE]`: the relay alone, until SIGTERM."""
-    from pipeline.config import ConfigError, load_settings
-    from pipeline.logs import configure
-
-    parser = argparse.ArgumentParser(prog="python -m pipeline.relay", description=main.__doc__)
-    parser.add_argument("--config", default=None, help="YAML settings file")
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config or ("config.yaml" if Path("config.yaml").is_file() else None))
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    configure(settings.logging)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await run_relay(settings, stop)
-
-    asyncio.run(_main())
-
-
-if __name__ == "__main__":
-    main()

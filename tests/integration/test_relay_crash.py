@@ -1,7 +1,7 @@
 """The relay is exactly once into Kafka, across SIGKILL.
 
 10,000 messages (and some customer merges and un-merges) are written to PostgreSQL through the real
-store while the relay runs as its own process (`python -m pipeline.relay`); three times the relay is
+store while the relay runs as its own process (`intake relay`); three times the relay is
 stopped while a backlog builds, then killed with SIGKILL during the catch-up (twice inside an open
 Kafka transaction, once at a random moment), and restarted. Read with read_committed, the topic holds every outbox
 event exactly once, and each ticket's events in outbox order.
@@ -46,7 +46,7 @@ TEXTS = ["My order {i} arrived broken, I want a refund", "Где мой зака
 def start_relay(config: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.relay", "--config", str(config)], cwd=ROOT,
+        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "relay", "--config", str(config)], cwd=ROOT,
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
