@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -61,3 +62,19 @@ def test_the_ticket_event_topic_keeps_its_history_for_replay(kafka_cfg):
 
     events, raw = run(scenario())
     assert events == "-1" and raw != "-1"
+
+
+def test_readiness_asks_the_broker_for_its_metadata(kafka_cfg):
+    from pipeline.service import kafka_check
+    from pipeline.transport.kafka import make_producer
+
+    async def scenario():
+        producer = make_producer(kafka_cfg)
+        await producer.start()
+        try:
+            await asyncio.wait_for(kafka_check(producer)(), 5)
+            return producer.client.cluster.brokers()
+        finally:
+            await producer.stop()
+
+    assert run(scenario())  # the answer held the broker list
