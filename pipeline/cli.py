@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -35,28 +36,8 @@ def main() -> None:
     """Omnintake: customer messages from every channel into classified tickets."""
 
 
-@main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
-def run(config: str | None) -> None:
-    """Run connectors, pipeline and relay until SIGTERM."""
-    from pipeline.service import install_signal_handlers, run_service
-
-    settings = _settings(config or _default_config())
-    _setup_logging(settings)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        install_signal_handlers(stop)
-        await run_service(settings, stop)
-
-    asyncio.run(_main())
-
-
-@main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
-def relay(config: str | None) -> None:
-    """Relay the ticket-event outbox alone (exactly once into Kafka; a file embedded), until SIGTERM."""
-    from pipeline.relay import run_relay
+def _until_signal(config: str | None, job: Callable[[Settings, asyncio.Event], Awaitable[object]]) -> None:
+    """Load the settings, then run `job` until SIGTERM or SIGINT sets its stop event."""
     from pipeline.service import install_signal_handlers
 
     settings = _settings(config or _default_config())
@@ -65,9 +46,27 @@ def relay(config: str | None) -> None:
     async def _main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_relay(settings, stop)
+        await job(settings, stop)
 
     asyncio.run(_main())
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
+def run(config: str | None) -> None:
+    """Run connectors, pipeline and relay until SIGTERM."""
+    from pipeline.service import run_service
+
+    _until_signal(config, run_service)
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
+def relay(config: str | None) -> None:
+    """Relay the ticket-event outbox alone (exactly once into Kafka; a file embedded), until SIGTERM."""
+    from pipeline.relay import run_relay
+
+    _until_signal(config, run_relay)
 
 
 @main.command()
