@@ -25,7 +25,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
     models = ModelStore()
     for n, name in enumerate(("v1", "v2"), start=1):
         models.save(name, _SavedModel(), ModelMetadata(name, "type", ["complaint", "praise"], "sha256:x", 10, 0,
-                                                       f"2026-11-2{n}T00:00:00+00:00"))
+                                                       f"2026-11-2{n}T00:00:00+00:00", metrics={"accuracy": 0.9}))
     return models
 
 
@@ -55,6 +55,7 @@ def test_readers_see_versions_but_only_operators_and_admins_change_them(
         client: TestClient, auth: Callable[[str], dict[str, str]], store: ModelStore) -> None:
     listed = client.get("/v1/classifiers", headers=auth("viewer"))
     assert listed.status_code == 200 and [v["version"] for v in listed.json()["versions"]] == ["v1", "v2"]
+    assert listed.json()["versions"][0]["metrics"] == {"accuracy": 0.9} and listed.json()["active"] is None
     assert client.get("/v1/classifiers").status_code == 401
     for role in ("viewer", "subscriber"):
         assert client.post("/v1/classifiers/promote", json={"version": "v1"}, headers=auth(role)).status_code == 403

@@ -1,4 +1,5 @@
-"""Relabel (correction stored for training + ticket.reclassified) and classifier versions through the API."""
+"""Relabel through the API: the correction stored for training and a ticket.reclassified event.
+Classifier versions: tests/downstream/test_api_classifiers.py."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from classifiers.control import read_control
-from classifiers.models import ModelMetadata, ModelStore
 from pipeline.events import TicketEvent
 from pipeline.store.operator_schema import label_corrections
 from pipeline.store.schema import messages, ticket_events, tickets
@@ -74,38 +73,3 @@ def test_merged_ticket_is_not_relabelled(client: TestClient, auth, engine: Engin
     assert response.status_code == 409
     with engine.connect() as conn:
         assert conn.execute(select(label_corrections)).first() is None
-
-
-class _FakeModel:
-    def save(self, path):  # type: ignore[no-untyped-def]
-        path.mkdir(parents=True)
-        (path / "weights").write_text("w")
-
-
-def test_classifier_versions_promote_rollback_shadow(client: TestClient, auth, engine: Engine, tmp_path,  # type: ignore[no-untyped-def]
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
-    store = ModelStore()
-    for name in ("v1", "v2"):
-        store.save(name, _FakeModel(), ModelMetadata(version=name, task="type", labels=["complaint", "praise"],
-                                                     data_hash="sha256:x", n_examples=10, seed=0,
-                                                     created_at=f"2026-01-0{name[-1]}", metrics={"accuracy": 0.9}))
-    listed = client.get("/v1/classifiers", headers=auth("viewer")).json()
-    assert [v["version"] for v in listed["versions"]] == ["v1", "v2"] and listed["active"] is None
-    assert listed["versions"][0]["metrics"] == {"accuracy": 0.9}
-    assert client.post("/v1/classifiers/promote", json={"version": "v1"}, headers=auth("operator")).status_code == 403
-    for version in ("v1", "v2"):
-        promoted = client.post("/v1/classifiers/promote", json={"version": version}, headers=auth("admin"))
-        assert promoted.status_code == 200 and promoted.json()["active"] == version
-    with engine.connect() as conn:
-        assert read_control(conn).active_version == "v2"  # type: ignore[union-attr]
-    rolled = client.post("/v1/classifiers/rollback", headers=auth("admin")).json()
-    assert rolled["active"] == "v1" and ModelStore().active() == "v1"
-    assert client.post("/v1/classifiers/shadow", json={"version": "v2"}, headers=auth("admin")).json()["shadow"] == "v2"
-    with engine.connect() as conn:
-        state = read_control(conn)
-    assert state is not None and (state.active_version, state.shadow_version) == ("v1", "v2")
-    missing = client.post("/v1/classifiers/promote", json={"version": "v9"}, headers=auth("admin"))
-    assert missing.status_code == 404
-    bad = client.post("/v1/classifiers/promote", json={"version": None}, headers=auth("admin"))
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "version"]
