@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 from sqlalchemy import Connection, Engine, delete, select, text, update
 
-from downstream.api.ticket_queries import TicketFilter, ticket_page, ticket_page_query
+from downstream.api.ticket_queries import TicketFilter, search_walk_query, ticket_page, ticket_page_query
 from pipeline.config import Settings, StoreConfig
 from pipeline.processor import Processor
 from pipeline.store.schema import dedup_bands, dedup_sketches, messages, tickets
@@ -109,3 +109,17 @@ def test_search_reads_the_search_index(pg_engine: Engine, numbers: dict[str, str
         conn.execute(text("SET enable_indexscan = off"))  # (not the order index walked with a filter)
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).scalars())
     assert "ix_tickets_search_vector" in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["urgency", "created"])
+def test_a_bounded_walk_finds_what_the_index_finds(pg_engine: Engine, numbers: dict[str, str], sort: str) -> None:
+    f = TicketFilter(q="espresso or посылка or 退款")
+    with pg_engine.connect() as conn:
+        everything = [r.number for r in conn.execute(ticket_page_query(conn, f, sort, 50, None))]
+        walked = [r.number for r in conn.execute(search_walk_query(conn, f, sort, 50, None, walk_rows=100))]
+        first_two = [r.number for r in conn.execute(search_walk_query(conn, f, sort, 50, None, walk_rows=2))]
+        order = [r.number for r in conn.execute(ticket_page_query(conn, TicketFilter(), sort, 50, None))]
+        for walk_rows in (0, 1, 100):  # whichever way _search_page goes, the page is the same
+            assert [t["number"] for t in ticket_page(conn, f, sort, walk_rows=walk_rows)[0]] == everything
+    assert len(everything) == 3 and walked == everything
+    assert first_two == [n for n in order[:2] if n in everything]
