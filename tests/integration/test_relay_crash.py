@@ -114,20 +114,32 @@ async def read_committed(cfg, topic: str, isolation: str = "read_committed") -> 
 
 
 async def kill_in_open_transaction(cfg, relay: subprocess.Popen[bytes], timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    """SIGKILL the relay as soon as the topic's high watermark passes its last stable offset (records of an
-    open transaction are on the broker); True if it was caught so, False if it was killed at the timeout."""
+    """SIGKILL the relay while a transaction of its is open (its records are on the broker, its commit is
+    not): True if it was caught so, False if it was killed at the timeout. The relay is frozen (SIGSTOP)
+    as soon as the high watermark passes the last stable offset; if the offsets still differ a second
+    later, the commit was never sent and the kill lands inside the transaction; if they meet, the commit
+    was already on its way, and the relay runs on until the next chance."""
     parts = await topic_partitions(cfg, cfg.topics.events)
     committed = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers, isolation_level="read_committed")
     everything = AIOKafkaConsumer(bootstrap_servers=cfg.bootstrap_servers)
     await committed.start()
     await everything.start()
+
+    async def open_transaction() -> bool:
+        stable, written = await committed.end_offsets(parts), await everything.end_offsets(parts)
+        return any(written[tp] > stable[tp] for tp in parts)
+
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            stable, written = await committed.end_offsets(parts), await everything.end_offsets(parts)
-            if any(written[tp] > stable[tp] for tp in parts):
-                relay.send_signal(signal.SIGKILL)
-                return True
+            if await open_transaction():
+                relay.send_signal(signal.SIGSTOP)
+                await asyncio.sleep(1.0)
+                if await open_transaction():
+                    relay.send_signal(signal.SIGKILL)
+                    relay.send_signal(signal.SIGCONT)
+                    return True
+                relay.send_signal(signal.SIGCONT)
             await asyncio.sleep(0.005)
         relay.send_signal(signal.SIGKILL)
         return False
