@@ -25,7 +25,6 @@ from benchmarks.api_tickets import ADMIN_URL, _Server
 from benchmarks.latency import percentile
 from downstream.api.app import create_app
 from downstream.api.tokens import create_token
-from downstream.console.app import add_console
 from pipeline.config import Settings, StoreConfig
 from pipeline.store.database import make_engine
 from pipeline.store.schema import tickets
@@ -83,7 +82,6 @@ def run_bench(database: str, requests: int, seed: int = 7) -> dict[str, Any]:
             ids = np.random.default_rng(seed).integers(1, top + 1, size=requests).tolist()
             numbers = list(conn.execute(select(tickets.c.number).where(tickets.c.id.in_(ids))).scalars())
         app = create_app(Settings(store=StoreConfig(url=url)), engine)
-        add_console(app)
         with _Server(app) as base_url:
             result["pages"] = measure(base_url, token, numbers, requests)
     finally:

@@ -20,7 +20,6 @@ from sqlalchemy import Engine, func, select
 
 from downstream.api.app import create_app
 from downstream.api.tokens import create_token
-from downstream.console.app import add_console
 from pipeline.config import KafkaConfig, Settings, StoreConfig
 from pipeline.processor import Processor, RawRecord
 from pipeline.relay import ExactlyOnceKafkaTarget, OutboxRelay
@@ -73,7 +72,6 @@ def store(pg_url: str) -> Iterator[tuple[Settings, Engine]]:
 def server(store: tuple[Settings, Engine]) -> Iterator[str]:
     settings, engine = store
     app = create_app(settings, engine)
-    add_console(app)
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=uv.run, daemon=True)
