@@ -1,4 +1,4 @@
-"""Webhook tables, on the store's shared `metadata` (migration 0006 creates the same tables).
+"""Webhook tables, on the store's shared `metadata` (migrations 0006 and 0008 create the same tables).
 
 A delivery is one event for one subscription; its `delivery_id` is stable (subscription + event),
 so the unique constraint makes a re-read event harmless and receivers can drop repeats by it.
@@ -24,6 +24,8 @@ webhook_subscriptions = Table(
     Column("active", Boolean, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # the name of the API token that created it; NULL: created by `intake webhooks add`, managed by admins
+    Column("owner", Text, index=True),
 )
 
 # Each event's body once, as it came from the stream: every subscription is sent the same bytes.
