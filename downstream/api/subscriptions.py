@@ -1,9 +1,11 @@
 """/v1/subscriptions: webhook subscriptions (create, list, get, change, pause, delete), their dead
 deliveries, and redelivery (roles subscriber and admin).
 
-Tokens carry a name and a role but own nothing, so a subscriber token sees and manages every
-subscription: give that role only to the teams that run receivers. The secret is shown once, when
-it is created or rotated.
+A subscription belongs to the token (by name) that created it. A subscriber token sees, changes,
+deletes and redelivers only its own; another's id answers 404, as an unknown one does, so ids do
+not leak. Admin tokens see and manage all of them, including those made with `intake webhooks add`
+(no owner). A new token with a revoked token's name takes over its subscriptions. The secret is
+shown once, when it is created or rotated.
 """
 
 from __future__ import annotations
@@ -16,22 +18,31 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 
-from downstream.api.auth import SUBSCRIBER, require_role
-from downstream.api.subscription_changes import SubscriptionBusy, delete_subscription, update_subscription
+from downstream.api.auth import ADMIN, SUBSCRIBER, require_role
+from downstream.api.tokens import Principal
 from downstream.webhooks.deliveries import counts_by_status, list_deliveries, redeliver
 from downstream.webhooks.signing import new_secret
 from downstream.webhooks.subscriptions import (
     Subscription,
+    SubscriptionBusy,
     SubscriptionError,
     SubscriptionSpec,
     create_subscription,
+    delete_subscription,
     get_subscription,
     list_subscriptions,
+    update_subscription,
 )
 from downstream.webhooks.tables import DEAD
 
-router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"],
-                   dependencies=[Depends(require_role(SUBSCRIBER))])
+router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
+
+Caller = Annotated[Principal, Depends(require_role(SUBSCRIBER))]
+
+
+def _owned_by(caller: Principal) -> str | None:
+    """Whose subscriptions the caller may touch: None (all) for admins, else the token's own."""
+    return None if caller.role == ADMIN else caller.name
 
 
 class SubscriptionOut(BaseModel):
@@ -42,6 +53,7 @@ class SubscriptionOut(BaseModel):
     description: str
     active: bool = Field(description="false: paused; new events are not recorded and pending ones wait")
     created_at: datetime
+    owner: str | None = Field(description="name of the API token that created it; null: made by an admin's CLI")
     deliveries: dict[str, int] = Field(description="deliveries by status: pending (the backlog), delivered, dead")
 
 
@@ -90,41 +102,43 @@ def _out(engine: Engine, sub: Subscription, with_secret: bool = False) -> dict[s
     return shown | {"secret": sub.secret} if with_secret else shown
 
 
-def _found(engine: Engine, subscription_id: int) -> Subscription:
+def _found(engine: Engine, subscription_id: int, caller: Principal) -> Subscription:
     try:
-        return get_subscription(engine, subscription_id)
+        return get_subscription(engine, subscription_id, owned_by=_owned_by(caller))
     except SubscriptionError as exc:
         raise HTTPException(404, detail=str(exc)) from exc
 
 
 @router.post("", status_code=201, response_model=SubscriptionWithSecret)
-def create(request: Request, body: SubscriptionSpec) -> dict[str, Any]:
-    """A new subscription; without a `secret`, one is generated. Only http and https URLs are accepted."""
+def create(request: Request, caller: Caller, body: SubscriptionSpec) -> dict[str, Any]:
+    """A new subscription owned by the calling token; without a `secret`, one is generated. Only http
+    and https URLs are accepted."""
     engine = request.app.state.engine
-    return _out(engine, create_subscription(engine, body), with_secret=True)
+    return _out(engine, create_subscription(engine, body, owner=caller.name), with_secret=True)
 
 
 @router.get("", response_model=list[SubscriptionOut])
-def list_all(request: Request, active: Annotated[bool | None, Query(description="only active (true) or paused "
-                                                                               "(false) ones")] = None
+def list_all(request: Request, caller: Caller,
+             active: Annotated[bool | None, Query(description="only active (true) or paused (false) ones")] = None
              ) -> list[dict[str, Any]]:
     engine = request.app.state.engine
-    return [_out(engine, s) for s in list_subscriptions(engine) if active is None or s.active == active]
+    return [_out(engine, s) for s in list_subscriptions(engine, owned_by=_owned_by(caller))
+            if active is None or s.active == active]
 
 
 @router.get("/{subscription_id}", response_model=SubscriptionOut, responses={404: {"description": "not found"}})
-def get_one(request: Request, subscription_id: int) -> dict[str, Any]:
+def get_one(request: Request, caller: Caller, subscription_id: int) -> dict[str, Any]:
     engine = request.app.state.engine
-    return _out(engine, _found(engine, subscription_id))
+    return _out(engine, _found(engine, subscription_id, caller))
 
 
 @router.patch("/{subscription_id}", response_model=SubscriptionWithSecret | SubscriptionOut,
               responses={404: {"description": "not found"}})
-def change(request: Request, subscription_id: int, body: SubscriptionPatch) -> dict[str, Any]:
+def change(request: Request, caller: Caller, subscription_id: int, body: SubscriptionPatch) -> dict[str, Any]:
     """Change URL, filter, description or secret, pause or resume. A running dispatcher follows within
     its subscription refresh interval."""
     engine = request.app.state.engine
-    current = _found(engine, subscription_id)
+    current = _found(engine, subscription_id, caller)
     merged = {"url": current.url, "event_types": current.event_types, "urgencies": current.urgencies,
               "description": current.description} | body.model_dump(
         exclude_unset=True, exclude={"active", "rotate_secret"}, exclude_none=True)
@@ -137,7 +151,7 @@ def change(request: Request, subscription_id: int, body: SubscriptionPatch) -> d
                                      ) from exc
     active = current.active if body.active is None else body.active
     try:
-        updated = update_subscription(engine, subscription_id, spec, active)
+        updated = update_subscription(engine, subscription_id, spec, active, owned_by=_owned_by(caller))
     except SubscriptionError as exc:  # deleted in between
         raise HTTPException(404, detail=str(exc)) from exc
     return _out(engine, updated, with_secret=spec.secret is not None)
@@ -145,10 +159,10 @@ def change(request: Request, subscription_id: int, body: SubscriptionPatch) -> d
 
 @router.delete("/{subscription_id}", status_code=204,
                responses={404: {"description": "not found"}, 409: {"description": "active, or deliveries in flight"}})
-def remove(request: Request, subscription_id: int) -> Response:
+def remove(request: Request, caller: Caller, subscription_id: int) -> Response:
     """Delete a paused subscription with its deliveries (pause it first with `{"active": false}`)."""
     try:
-        delete_subscription(request.app.state.engine, subscription_id)
+        delete_subscription(request.app.state.engine, subscription_id, owned_by=_owned_by(caller))
     except SubscriptionBusy as exc:
         raise HTTPException(409, detail=str(exc)) from exc
     except SubscriptionError as exc:
@@ -158,19 +172,20 @@ def remove(request: Request, subscription_id: int) -> Response:
 
 @router.get("/{subscription_id}/dead-deliveries", response_model=list[DeadDelivery],
             responses={404: {"description": "not found"}})
-def dead_deliveries(request: Request, subscription_id: int,
+def dead_deliveries(request: Request, caller: Caller, subscription_id: int,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Deliveries that failed for the whole retry period, newest first."""
     engine = request.app.state.engine
-    _found(engine, subscription_id)
+    _found(engine, subscription_id, caller)
     return list_deliveries(engine, subscription_id, DEAD, limit)
 
 
 @router.post("/{subscription_id}/redeliver", response_model=Redelivered,
              responses={404: {"description": "not found"}})
-def redeliver_dead(request: Request, subscription_id: int, body: RedeliverRequest) -> dict[str, int]:
+def redeliver_dead(request: Request, caller: Caller, subscription_id: int, body: RedeliverRequest
+                   ) -> dict[str, int]:
     """Queue the given deliveries again, or every dead one; they keep their delivery id, so the
     receiver can still drop repeats. A redelivered event may arrive after later events of its ticket."""
     engine = request.app.state.engine
-    _found(engine, subscription_id)
+    _found(engine, subscription_id, caller)
     return {"queued": redeliver(engine, body.delivery_ids, subscription_id)}

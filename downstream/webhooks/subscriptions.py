@@ -1,5 +1,11 @@
-"""Subscriptions: a URL, an event filter (event types, ticket urgencies) and the signing secret.
-These functions are what the REST API, the console and `intake webhooks` call."""
+"""Subscriptions: a URL, an event filter (event types, ticket urgencies), the signing secret and the
+owner (the API token that created it; None for those made with `intake webhooks add`).
+These functions are what the REST API, the console and `intake webhooks` call.
+
+`owned_by` narrows a lookup to one owner's subscriptions: another owner's id is "not found", so a
+subscriber cannot learn which ids exist. None means every subscription (admins, the CLI, the dispatcher).
+A running dispatcher notices a change at its next subscription refresh: it stops that subscription's
+worker and starts one with the new URL, filter or secret."""
 
 from __future__ import annotations
 
@@ -10,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, delete, func, insert, select, update
 
 from downstream.webhooks.signing import new_secret
-from downstream.webhooks.tables import webhook_subscriptions
+from downstream.webhooks.tables import webhook_deliveries, webhook_subscriptions
 from pipeline.envelope import utcnow
 
 _EVENT_TYPE = re.compile(r"^ticket\.[a-z_]+$")
@@ -22,6 +28,10 @@ URGENCIES = ("critical", "high", "normal", "low")
 
 class SubscriptionError(ValueError):
     """A subscription that cannot exist (bad URL, unknown filter value) or is not found."""
+
+
+class SubscriptionBusy(SubscriptionError):
+    """The subscription cannot be deleted now (active, or deliveries being attempted); the message says why."""
 
 
 def check_url(url: str) -> str:
@@ -75,6 +85,7 @@ class Subscription:
     description: str
     active: bool
     created_at: datetime
+    owner: str | None = None
 
     def matches(self, event_type: str, urgency: str | None) -> bool:
         return ((not self.event_types or event_type in self.event_types)
@@ -84,24 +95,29 @@ class Subscription:
         """Everything but the secret, for listings."""
         return {"id": self.id, "url": self.url, "event_types": list(self.event_types),
                 "urgencies": list(self.urgencies), "description": self.description, "active": self.active,
-                "created_at": self.created_at.isoformat()}
+                "created_at": self.created_at.isoformat(), "owner": self.owner}
 
 
 def _from_row(row: Row[Any]) -> Subscription:
     return Subscription(row.id, row.url, row.secret, tuple(row.event_types), tuple(row.urgencies), row.description,
-                        row.active, row.created_at)
+                        row.active, row.created_at, row.owner)
 
 
-def create_subscription(engine: Engine, spec: SubscriptionSpec) -> Subscription:
-    """Store a subscription; a secret is generated when none is given (show it to the caller once)."""
+def _narrowed(query: Select[Any], owned_by: str | None) -> Select[Any]:
+    return query if owned_by is None else query.where(webhook_subscriptions.c.owner == owned_by)
+
+
+def create_subscription(engine: Engine, spec: SubscriptionSpec, owner: str | None = None) -> Subscription:
+    """Store a subscription owned by `owner` (an API token's name; None: admin-managed); a secret is
+    generated when none is given (show it to the caller once)."""
     now = utcnow()
     values = {"url": spec.url, "secret": spec.secret or new_secret(), "event_types": list(spec.event_types),
               "urgencies": list(spec.urgencies), "description": spec.description, "active": True,
-              "created_at": now, "updated_at": now}
+              "created_at": now, "updated_at": now, "owner": owner}
     with engine.begin() as conn:
         new_id = conn.execute(insert(webhook_subscriptions).values(**values)).inserted_primary_key[0]
     return Subscription(new_id, values["url"], values["secret"], spec.event_types, spec.urgencies,
-                        spec.description, True, now)
+                        spec.description, True, now, owner)
 
 
 def active_subscriptions(conn: Connection) -> list[Subscription]:
@@ -109,17 +125,19 @@ def active_subscriptions(conn: Connection) -> list[Subscription]:
     return [_from_row(r) for r in conn.execute(query.order_by(webhook_subscriptions.c.id))]
 
 
-def list_subscriptions(engine: Engine, active_only: bool = False) -> list[Subscription]:
+def list_subscriptions(engine: Engine, active_only: bool = False, *, owned_by: str | None = None
+                       ) -> list[Subscription]:
+    query = _narrowed(select(webhook_subscriptions), owned_by)
+    if active_only:
+        query = query.where(webhook_subscriptions.c.active.is_(True))
     with engine.connect() as conn:
-        if active_only:
-            return active_subscriptions(conn)
-        return [_from_row(r) for r in conn.execute(select(webhook_subscriptions).order_by(webhook_subscriptions.c.id))]
+        return [_from_row(r) for r in conn.execute(query.order_by(webhook_subscriptions.c.id))]
 
 
-def get_subscription(engine: Engine, subscription_id: int) -> Subscription:
+def get_subscription(engine: Engine, subscription_id: int, *, owned_by: str | None = None) -> Subscription:
+    query = _narrowed(select(webhook_subscriptions).where(webhook_subscriptions.c.id == subscription_id), owned_by)
     with engine.connect() as conn:
-        row = conn.execute(select(webhook_subscriptions)
-                           .where(webhook_subscriptions.c.id == subscription_id)).one_or_none()
+        row = conn.execute(query).one_or_none()
     if row is None:
         raise SubscriptionError(f"no subscription {subscription_id}")
     return _from_row(row)
@@ -144,3 +162,48 @@ def rotate_secret(engine: Engine, subscription_id: int, secret: str | None = Non
     if not found:
         raise SubscriptionError(f"no subscription {subscription_id}")
     return get_subscription(engine, subscription_id)
+
+
+def update_subscription(engine: Engine, subscription_id: int, spec: SubscriptionSpec, active: bool, *,
+                        owned_by: str | None = None) -> Subscription:
+    """Replace URL, filter, description and active flag; the secret too when `spec.secret` is set.
+    Deliveries already recorded keep going to the subscription (to its new URL); the new filter
+    applies to events read from now on. The owner never changes."""
+    values: dict[str, object] = {"url": spec.url, "event_types": list(spec.event_types),
+                                 "urgencies": list(spec.urgencies), "description": spec.description,
+                                 "active": active, "updated_at": utcnow()}
+    if spec.secret:
+        values["secret"] = spec.secret
+    subs = webhook_subscriptions
+    query = update(subs).where(subs.c.id == subscription_id)
+    if owned_by is not None:
+        query = query.where(subs.c.owner == owned_by)
+    with engine.begin() as conn:
+        found = conn.execute(query.values(**values)).rowcount
+    if not found:
+        raise SubscriptionError(f"no subscription {subscription_id}")
+    return get_subscription(engine, subscription_id)
+
+
+def delete_subscription(engine: Engine, subscription_id: int, now: datetime | None = None, *,
+                        owned_by: str | None = None) -> int:
+    """Delete a paused subscription with all its deliveries; returns how many deliveries went with it.
+    An active one is refused (pause it first, so the dispatcher stops its worker), and so is one
+    with a delivery under a dispatcher's lease."""
+    now = now or utcnow()
+    subs, deliveries = webhook_subscriptions, webhook_deliveries
+    with engine.begin() as conn:
+        active = conn.execute(_narrowed(select(subs.c.active).where(subs.c.id == subscription_id), owned_by)
+                              ).scalar_one_or_none()
+        if active is None:
+            raise SubscriptionError(f"no subscription {subscription_id}")
+        if active:
+            raise SubscriptionBusy(f"subscription {subscription_id} is active: pause it first")
+        leased = conn.execute(select(func.count()).where(deliveries.c.subscription_id == subscription_id,
+                                                         deliveries.c.lease_until > now)).scalar_one()
+        if leased:
+            raise SubscriptionBusy(f"{leased} deliveries of subscription {subscription_id} are being attempted: "
+                                   "try again once the dispatcher has stopped its worker")
+        removed = conn.execute(delete(deliveries).where(deliveries.c.subscription_id == subscription_id)).rowcount
+        conn.execute(delete(subs).where(subs.c.id == subscription_id))
+    return removed

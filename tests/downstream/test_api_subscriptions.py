@@ -79,7 +79,7 @@ def test_only_subscriber_and_admin_tokens(client: TestClient, auth: Auth) -> Non
                               ).status_code == 401, (method, path)
         for role in ("viewer", "operator"):
             assert client.request(method, path, json=body, headers=auth(role)).status_code == 403, (method, role)
-    assert client.get(f"/v1/subscriptions/{made['id']}", headers=auth("subscriber")).json()["active"]
+    assert client.get(f"/v1/subscriptions/{made['id']}", headers=auth("admin")).json()["active"]
 
 
 def test_change_pause_rotate_and_refuse_a_bad_url(client: TestClient, auth: Auth, engine: Engine) -> None:

@@ -37,3 +37,23 @@ def test_subscription_life_on_postgres(pg_url: str, pg_engine: Engine) -> None:
         assert paused["active"] is False and paused["urgencies"] == [] and paused["deliveries"] == {PENDING: 2}
         assert client.delete(f"/v1/subscriptions/{made['id']}", headers=subscriber).status_code == 204
         assert client.get("/v1/subscriptions", headers=subscriber).json() == []
+
+
+def test_subscribers_see_only_their_own_on_postgres(pg_url: str, pg_engine: Engine) -> None:
+    with pg_engine.begin() as conn:
+        team_a = {"Authorization": f"Bearer {create_token(conn, 'team-a', 'subscriber')}"}
+        team_b = {"Authorization": f"Bearer {create_token(conn, 'team-b', 'subscriber')}"}
+        admin = {"Authorization": f"Bearer {create_token(conn, 'root', 'admin')}"}
+    with TestClient(create_app(Settings(store=StoreConfig(url=pg_url)), pg_engine)) as client:
+        a_id = client.post("/v1/subscriptions", json={"url": "https://a.example/h"}, headers=team_a).json()["id"]
+        b_id = client.post("/v1/subscriptions", json={"url": "https://b.example/h"}, headers=team_b).json()["id"]
+        make_dead_deliveries(pg_engine, a_id, ["T-1"])
+        assert [s["id"] for s in client.get("/v1/subscriptions", headers=team_b).json()] == [b_id]
+        assert [s["owner"] for s in client.get("/v1/subscriptions", headers=admin).json()] == ["team-a", "team-b"]
+        assert client.get(f"/v1/subscriptions/{a_id}", headers=team_b).status_code == 404
+        assert client.post(f"/v1/subscriptions/{a_id}/redeliver", json={}, headers=team_b).status_code == 404
+        assert client.patch(f"/v1/subscriptions/{a_id}", json={"active": False}, headers=team_b).status_code == 404
+        assert counts_by_status(pg_engine, a_id) == {"dead": 1}
+        assert client.patch(f"/v1/subscriptions/{a_id}", json={"active": False}, headers=team_a).status_code == 200
+        assert client.delete(f"/v1/subscriptions/{a_id}", headers=team_b).status_code == 404
+        assert client.delete(f"/v1/subscriptions/{a_id}", headers=admin).status_code == 204
