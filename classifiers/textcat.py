@@ -55,6 +55,9 @@ class TextCatSettings:
     min_epochs: int = 1  # early stopping chooses among epochs from this one on
     refit: bool = True  # after early stopping, train a fresh model on all of the data for the best epoch count
     epochs_without_dev: int = 4  # a set too small for a dev slice trains this many epochs
+    # class balance: each example of a class with n examples is seen (n_largest / n) ** balance times
+    # per epoch (0: as given, 1: every class as often as the largest)
+    balance: float = 0.0
 
 
 DEFAULT_SETTINGS = TextCatSettings()
@@ -91,9 +94,12 @@ class TextCatClassifier:
         self.labels: tuple[str, ...] = tuple(self._textcat.labels)
 
     def _doc(self, text: str) -> Doc:
+        return self._model_doc(model_text(text))
+
+    def _model_doc(self, normalised: str) -> Doc:
         if self._char_tokens:
-            return Doc(self.nlp.vocab, words=[" ", *model_text(text), " "])
-        return model_doc(self.nlp.vocab, model_text(text))
+            return Doc(self.nlp.vocab, words=[" ", *normalised, " "])
+        return model_doc(self.nlp.vocab, normalised)
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], *, seed: int = 0,
@@ -108,6 +114,7 @@ class TextCatClassifier:
                     for t, y in zip(texts, labels, strict=True)]
         rng = random.Random(seed)
         fit, dev = dev_split(examples, labels, settings, rng)
+        fit = balanced(fit, settings.balance)
         work = (settings.max_epochs * len(fit) + (settings.max_epochs * len(examples) if settings.refit else 0)
                 if dev else settings.epochs_without_dev * len(fit))
         counter = _Progress(work, progress)
@@ -116,7 +123,7 @@ class TextCatClassifier:
         if dev and settings.refit:
             counter.total = counter.done + epochs * len(examples)
             model = cls._blank(label_set, settings, seed)
-            model._fit(examples, [], epochs, settings, random.Random(seed), counter)
+            model._fit(balanced(examples, settings.balance), [], epochs, settings, random.Random(seed), counter)
         counter.finish()
         return model
 
@@ -167,17 +174,17 @@ class TextCatClassifier:
         return total / len(examples)
 
     def predict(self, texts: Iterable[str], batch_size: int = 512) -> list[Prediction]:
-        texts = list(texts)
+        normalised = [model_text(t) for t in texts]
         out: list[Prediction] = []
         # a memory zone frees the words of these texts from the vocabulary afterwards: a long-running
         # process would otherwise keep every word it has ever seen. Zones must not nest or overlap, and
         # one model is shared by the pipeline's threads, hence the lock.
         with self._lock, self.nlp.memory_zone():
-            docs = self._textcat.pipe((self._doc(t) for t in texts), batch_size=batch_size)
-            for text, doc in zip(texts, docs, strict=True):
+            docs = self._textcat.pipe((self._model_doc(t) for t in normalised), batch_size=batch_size)
+            for text, doc in zip(normalised, docs, strict=True):
                 scores = {k: round(float(v), 4) for k, v in doc.cats.items()}
                 label = max(scores, key=scores.__getitem__)
-                confidence = scores[label] if model_text(text) else EMPTY_CONFIDENCE
+                confidence = scores[label] if text else EMPTY_CONFIDENCE
                 out.append(Prediction(label, confidence, scores))
         return out
 
@@ -235,6 +242,18 @@ def dev_split(examples: list[T], labels: Sequence[str], settings: TextCatSetting
         dev_ids.update(ids[: round(len(ids) * settings.dev_fraction)])
     return ([eg for i, eg in enumerate(examples) if i not in dev_ids],
             [eg for i, eg in enumerate(examples) if i in dev_ids])
+
+
+def balanced(examples: list[Example], balance: float) -> list[Example]:
+    """The examples with those of smaller classes repeated, (n_largest / n_class) ** balance times."""
+    if balance <= 0 or not examples:
+        return examples
+    counts = Counter(_gold(eg) for eg in examples)
+    largest = max(counts.values())
+    out: list[Example] = []
+    for eg in examples:
+        out.extend([eg] * max(1, round((largest / counts[_gold(eg)]) ** balance)))
+    return out
 
 
 def check_training_data(texts: Sequence[str], labels: Sequence[str]) -> None:

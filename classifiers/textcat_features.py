@@ -75,18 +75,23 @@ def _char_keys(texts: Sequence[str], sizes: Sequence[int]) -> tuple[np.ndarray, 
 
 def _word_keys(docs: Sequence[Doc], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(document index, key) of every word n-gram of the given sizes in each document."""
+    arrays = [doc.to_array(ORTH) for doc in docs]
+    if not arrays:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    words = np.concatenate(arrays).astype(np.uint64)
+    doc_of = np.repeat(np.arange(len(docs), dtype=np.uint64), [len(a) for a in arrays])
     out_docs, out_keys = [], []
     with np.errstate(over="ignore"):
-        for i, doc in enumerate(docs):
-            words = doc.to_array(ORTH).astype(np.uint64)
-            for n in sizes:
-                if len(words) < n:
-                    continue
-                key = words[: len(words) - n + 1].copy()
-                for k in range(1, n):
-                    key = key * _MIX + words[k: len(words) - n + 1 + k]
-                out_keys.append((key + np.uint64(n)) * _MIX ^ _GROUP_WORDS)
-                out_docs.append(np.full(len(key), i, dtype=np.uint64))
+        for n in sizes:
+            starts = len(words) - n + 1
+            if starts <= 0:
+                continue
+            key = words[:starts].copy()
+            for k in range(1, n):
+                key = key * _MIX + words[k:starts + k]
+            whole = doc_of[:starts] == doc_of[n - 1:]  # the n-gram lies inside one document
+            out_keys.append((key[whole] + np.uint64(n)) * _MIX ^ _GROUP_WORDS)
+            out_docs.append(doc_of[:starts][whole])
     if not out_keys:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
     return np.concatenate(out_docs), np.concatenate(out_keys)
@@ -95,11 +100,11 @@ def _word_keys(docs: Sequence[Doc], sizes: Sequence[int]) -> tuple[np.ndarray, n
 def _weighted(doc_ids: np.ndarray, keys: np.ndarray, n_docs: int,
               normalise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct keys per document with 1 + log(count), scaled to unit length per document (or raw counts)."""
+    if not normalise:  # the linear layer sums repeated keys: one entry per occurrence is the count
+        return doc_ids.astype(np.int64), keys >> np.uint64(64 - _KEY_BITS), np.ones(len(keys), dtype=np.float32)
     compound = (doc_ids << np.uint64(_KEY_BITS)) | (keys >> np.uint64(64 - _KEY_BITS))
     distinct, counts = np.unique(compound, return_counts=True)
     owner = (distinct >> np.uint64(_KEY_BITS)).astype(np.int64)
-    if not normalise:
-        return owner, distinct & np.uint64((1 << _KEY_BITS) - 1), counts.astype(np.float32)
     values = 1.0 + np.log(counts.astype(np.float32))
     norms = np.sqrt(np.bincount(owner, weights=values * values, minlength=n_docs))
     values = values / np.maximum(norms[owner], 1e-9)

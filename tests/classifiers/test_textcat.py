@@ -152,5 +152,38 @@ def test_features_have_unit_length_per_group_when_normalised():
     assert lengths.sum() == len(keys) == len(values) and len(set(keys[: lengths[0]].tolist())) == lengths[0]
     first = values[: lengths[0]]
     assert np.isclose(float((first**2).sum()), 2.0, atol=1e-4)  # characters and words, each of unit length
-    _, raw_values, _ = extract(docs, (1,), (), 1.0, normalise=False)
-    assert sorted(raw_values[:3].tolist()) == [3.0, 3.0, 4.0]  # " aaaa bbb ": " " x3, "b" x3, "a" x4
+    raw_keys, raw_values, raw_lengths = extract(docs, (1,), (), 1.0, normalise=False)
+    counts: dict[int, float] = {}  # raw counts come one entry per occurrence: the linear layer sums them
+    for key, value in zip(raw_keys[: raw_lengths[0]].tolist(), raw_values[: raw_lengths[0]].tolist(), strict=True):
+        counts[key] = counts.get(key, 0.0) + value
+    assert sorted(counts.values()) == [3.0, 3.0, 4.0]  # " aaaa bbb ": " " x3, "b" x3, "a" x4
+
+
+def test_a_batch_gives_each_document_the_features_it_has_alone():
+    """N-grams never span two documents of a batch (characters or words)."""
+    import spacy
+
+    from classifiers.textcat_features import extract, model_doc
+
+    vocab = spacy.blank("xx").vocab
+    texts = ["giao hàng chậm", "x", "房间很干净，服务好", "ok ok ok"]
+    docs = [model_doc(vocab, t) for t in texts]
+    keys, values, lengths = extract(docs, (1, 2, 3, 4), (1, 2), 1.0, normalise=False)
+    start = 0
+    for doc, n in zip(docs, lengths.tolist(), strict=True):
+        alone_keys, alone_values, _ = extract([doc], (1, 2, 3, 4), (1, 2), 1.0, normalise=False)
+        assert sorted(zip(keys[start:start + n].tolist(), values[start:start + n].tolist(), strict=True)) == sorted(
+            zip(alone_keys.tolist(), alone_values.tolist(), strict=True))
+        start += n
+
+
+def test_balance_repeats_the_smaller_classes():
+    import spacy
+
+    from classifiers.textcat import _example, balanced
+
+    nlp = spacy.blank("xx")
+    examples = [_example(nlp.make_doc(f"t{i}"), {"a": float(i < 8), "b": float(i >= 8)}) for i in range(10)]
+    assert balanced(examples, 0.0) is examples
+    assert len(balanced(examples, 1.0)) == 8 + 2 * 4
+    assert len(balanced(examples, 0.5)) == 8 + 2 * 2
