@@ -23,6 +23,7 @@ _PERSIAN, _URDU = frozenset("پچژگ"), frozenset("ٹڈڑںھے")
 _NAME_ALIASES = {"CJK": "HAN", "HIRAGANA": "KANA", "KATAKANA": "KANA", "FULLWIDTH": "LATIN", "HALFWIDTH": "KANA"}
 _cache: dict[str, str] = {}
 _group_cache: dict[str, str] = {}
+_inside_cache: dict[tuple[str, str], bool] = {}
 _LETTERS = re.compile(r"[^\W\d_]+")
 _LETTER = re.compile(r"[^\W\d_]")
 # a letter outside the group's blocks (the class excludes the blocks, non-letters, digits and _)
@@ -106,41 +107,36 @@ def script_runs(text: str) -> list[ScriptRun]:
 
 
 def _runs_from(text: str, pos: int) -> list[ScriptRun]:
-    """Word by word from `pos` (a word's start), jumping in one scan over the words inside the current
-    group's Unicode blocks, which count as that group as in the one-script shortcut."""
+    """Word by word from `pos` (a word's start): a word takes the group of its first letter, or stays in the
+    current group when that letter lies inside the group's Unicode blocks (as in the one-script shortcut)."""
     runs: list[ScriptRun] = []
-    start, group, letters, size = 0, "", 0, len(text)
-    groups = _group_cache
-    while True:
-        ch = text[pos]
+    start, group, letters = 0, "", 0
+    groups, inside = _group_cache, _inside_cache
+    for word in _LETTERS.finditer(text, pos):
+        begin, end = word.span()
+        ch = text[begin]
         g = groups.get(ch) or _letter_group(ch)
         if g != group:
-            if group:
-                runs.append(ScriptRun(start, pos, group, letters))
-                start = pos
-            group, letters = g, 0
-        end = _LETTERS.match(text, pos).end()  # type: ignore[union-attr] - pos starts a word
-        letters += end - pos
-        others = _OUTSIDE.get(group)
-        if others is None:
-            after = _LETTERS.search(text, end)
-        else:
-            out = others.search(text, end)
-            stop = out.start() if out is not None else size
-            letters += sum(map(len, _LETTERS.findall(text, end, stop)))
-            if out is None:
-                break
-            if _LETTER.match(text, stop - 1):  # inside a word that began in this group: the word is the group's
-                word_end = _LETTERS.match(text, stop).end()  # type: ignore[union-attr]
-                letters += word_end - stop
-                after = _LETTERS.search(text, word_end)
-            else:
-                after = out
-        if after is None:
-            break
-        pos = after.start()
-    runs.append(ScriptRun(start, size, group, letters))
+            stays = inside.get((group, ch))
+            if stays is None:
+                stays = _inside(group, ch)
+            if not stays:
+                if group:
+                    runs.append(ScriptRun(start, begin, group, letters))
+                    start = begin
+                group, letters = g, 0
+        letters += end - begin
+    runs.append(ScriptRun(start, len(text), group, letters))
     return runs
+
+
+def _inside(group: str, ch: str) -> bool:
+    """Whether a letter lies inside the Unicode blocks of `group` (which then keeps the word)."""
+    others = _OUTSIDE.get(group)
+    found = others is not None and others.match(ch) is None
+    if len(_inside_cache) < 100_000:
+        _inside_cache[(group, ch)] = found
+    return found
 
 
 def arabic_language(letters: Sequence[str]) -> str:
