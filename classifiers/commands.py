@@ -16,6 +16,7 @@ import click
 
 from classifiers.evaluate import Scored, report, save_confusion, task_of
 from classifiers.models import ModelMetadata, ModelStore, ModelStoreError, data_hash, now
+from pipeline.cli_options import config_option, store_engine
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -99,25 +100,6 @@ def combined(store: ModelStore) -> Any:
     return LiveClassifier(Snapshot(RuleClassifier(), rules_hash(RULES_DIR), default_model(store), None))
 
 
-def store_engine() -> Engine:
-    """The configured store (config.yaml / INTAKE_CONFIG / INTAKE_STORE__URL; default: the embedded
-    SQLite file), migrated to the current revision."""
-    from pipeline.config import ConfigError, load_settings
-    from pipeline.store.database import make_engine, upgrade
-
-    # INTAKE_MODELS_DIR is this package's setting, not a key of the pipeline's settings
-    environ = {k: v for k, v in os.environ.items() if k != "INTAKE_MODELS_DIR"}
-    try:
-        config = environ.get("INTAKE_CONFIG") or ("config.yaml" if Path("config.yaml").is_file() else None)
-        settings = load_settings(config, environ)
-        upgrade(settings.store.url)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:
-        raise click.ClickException(f"the store is unreachable: {exc.__class__.__name__}: {exc}") from None
-    return make_engine(settings.store.url)
-
-
 def _operator() -> str:
     try:
         return getpass.getuser()
@@ -125,11 +107,11 @@ def _operator() -> str:
         return "unknown"
 
 
-def change_versions(change: Callable[[Engine, str], ControlState]) -> ControlState:
+def change_versions(change: Callable[[Engine, str], ControlState], config: str | None) -> ControlState:
     """Run a rollout change (classifiers/rollout.py) on the configured store, errors as click errors."""
     from classifiers.rollout import ControlNotWritten
 
-    engine = store_engine()
+    engine = store_engine(config)
     try:
         state = change(engine, _operator())
     except (ModelStoreError, ControlNotWritten) as exc:
@@ -254,8 +236,9 @@ def _stderr_console() -> Any:
 @click.option("--version", "version", required=True, help="name of the new model version")
 @click.option("--with-corrections", is_flag=True, help="add operators' corrections stored in the database")
 @click.option("--seed", default=0, show_default=True)
+@config_option
 def train_command(data: tuple[str, ...], text_field: str, label_field: str, version: str,
-                  with_corrections: bool, seed: int) -> None:
+                  with_corrections: bool, seed: int, config: str | None) -> None:
     """Train a model version from labelled JSONL; metrics come from a seeded 10% hold-out."""
     rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False))
     if not rows:
@@ -263,7 +246,7 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
     task = _task({r[2] for r in rows}, ", ".join(data))
     sources = [str(Path(d).name) for d in data]
     if with_corrections:
-        rows, n_corrections = _with_corrections(rows, task)
+        rows, n_corrections = _with_corrections(rows, task, config)
         sources.append(f"corrections({n_corrections})")
     texts, labels = [r[0] for r in rows], [r[2] for r in rows]
     store = ModelStore()
@@ -293,11 +276,12 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
                f"hold-out accuracy {metrics.get('accuracy', 'n/a')} -> {path}")
 
 
-def _with_corrections(rows: list[tuple[str, str, str]], task: str) -> tuple[list[tuple[str, str, str]], int]:
+def _with_corrections(rows: list[tuple[str, str, str]], task: str, config: str | None
+                      ) -> tuple[list[tuple[str, str, str]], int]:
     """The file rows plus the stored corrections for `task`; a correction replaces a file row of the same text."""
     from classifiers.corrections import corrections_for_task, same_text
 
-    engine = store_engine()
+    engine = store_engine(config)
     try:
         corrections = corrections_for_task(engine, task)
     finally:
@@ -313,21 +297,23 @@ def _with_corrections(rows: list[tuple[str, str, str]], task: str) -> tuple[list
 
 @classifiers_group.command("promote")
 @click.argument("version")
-def promote_command(version: str) -> None:
+@config_option
+def promote_command(version: str, config: str | None) -> None:
     """Make VERSION the active model (running pipelines switch without a restart)."""
     from classifiers import rollout
 
-    state = change_versions(lambda engine, by: rollout.promote(engine, version, by))
+    state = change_versions(lambda engine, by: rollout.promote(engine, version, by), config)
     click.echo(f"active model: {version}")
     _published(state)
 
 
 @classifiers_group.command("rollback")
-def rollback_command() -> None:
+@config_option
+def rollback_command(config: str | None) -> None:
     """Make the version that was active before the current one active again."""
     from classifiers import rollout
 
-    state = change_versions(rollout.rollback)
+    state = change_versions(rollout.rollback, config)
     click.echo(f"active model: {state.active_version or 'none (the shipped model, else rules only)'}")
     _published(state)
 
@@ -335,13 +321,14 @@ def rollback_command() -> None:
 @classifiers_group.command("shadow")
 @click.argument("version", required=False)
 @click.option("--off", is_flag=True, help="stop shadow mode")
-def shadow_command(version: str | None, off: bool) -> None:
+@config_option
+def shadow_command(version: str | None, off: bool, config: str | None) -> None:
     """Run VERSION beside the active model on live traffic and record where they disagree."""
     from classifiers import rollout
 
     if off == (version is not None):
         raise click.UsageError("give a VERSION, or --off")
-    state = change_versions(lambda engine, by: rollout.set_shadow(engine, None if off else version, by))
+    state = change_versions(lambda engine, by: rollout.set_shadow(engine, None if off else version, by), config)
     beside = state.active_version or "the default"
     click.echo("shadow mode off" if off else f"shadow model: {version} (beside {beside})")
     _published(state)
@@ -351,11 +338,12 @@ def shadow_command(version: str | None, off: bool) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--version", "candidate", default=None, help="only this shadow version's")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
-def disagreements_command(limit: int, candidate: str | None, as_json: bool) -> None:
+@config_option
+def disagreements_command(limit: int, candidate: str | None, as_json: bool, config: str | None) -> None:
     """Messages where the shadow version disagreed with the active one, newest first."""
     from classifiers.shadow import list_disagreements
 
-    engine = store_engine()
+    engine = store_engine(config)
     try:
         found = list_disagreements(engine, limit, candidate)
     finally:
@@ -376,11 +364,13 @@ def disagreements_command(limit: int, candidate: str | None, as_json: bool) -> N
 @click.option("--category", default=None)
 @click.option("--urgency", default=None)
 @click.option("--by", "by", required=True, help="who corrected it")
-def correct_command(message_id: int, type_: str, category: str | None, urgency: str | None, by: str) -> None:
+@config_option
+def correct_command(message_id: int, type_: str, category: str | None, urgency: str | None, by: str,
+                    config: str | None) -> None:
     """Store an operator's labels for a message as training data (`train --with-corrections`)."""
     from classifiers.corrections import CorrectionError, record_correction
 
-    engine = store_engine()
+    engine = store_engine(config)
     try:
         correction = record_correction(engine, message_id, type_, category, urgency, by)
     except CorrectionError as exc:

@@ -12,21 +12,10 @@ from typing import Any
 import click
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from downstream.webhooks.config import WebhooksConfig
-from pipeline.config import ConfigError, Settings, load_settings
-
-_config_option = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-                              help="YAML settings file (default: ./config.yaml if present)")
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config or ("config.yaml" if Path("config.yaml").is_file() else None))
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+from pipeline.cli_options import cli_settings, config_option, migrated_engine, store_engine
+from pipeline.config import Settings
 
 
 def webhooks_config(settings: Settings, override_file: str | None = None) -> WebhooksConfig:
@@ -38,13 +27,6 @@ def webhooks_config(settings: Settings, override_file: str | None = None) -> Web
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         click.echo(f"error: {override_file}: {exc}", err=True)
         sys.exit(2)
-
-
-def _engine(settings: Settings) -> Engine:
-    from pipeline.store.database import make_engine, upgrade
-
-    upgrade(settings.store.url)
-    return make_engine(settings.store.url)
 
 
 def _echo_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
@@ -67,7 +49,7 @@ def webhooks_group() -> None:
 @click.option("--urgency", "urgencies", multiple=True, help="ticket urgency to send (repeat; default: all)")
 @click.option("--secret", default=None, help="signing secret (default: generated and printed once)")
 @click.option("--description", default="")
-@_config_option
+@config_option
 def add(url: str, event_types: tuple[str, ...], urgencies: tuple[str, ...], secret: str | None, description: str,
         config: str | None) -> None:
     """Subscribe URL; prints the subscription with its secret as JSON."""
@@ -80,26 +62,26 @@ def add(url: str, event_types: tuple[str, ...], urgencies: tuple[str, ...], secr
         for error in exc.errors():
             click.echo(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", err=True)
         sys.exit(2)
-    subscription = create_subscription(_engine(_settings(config)), spec)
+    subscription = create_subscription(store_engine(config), spec)
     click.echo(json.dumps({**subscription.public(), "secret": subscription.secret}))
 
 
 @webhooks_group.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@_config_option
+@config_option
 def list_command(as_json: bool, config: str | None) -> None:
     """Subscriptions (without secrets) with their delivery counts."""
     from downstream.webhooks.deliveries import counts_by_status
     from downstream.webhooks.subscriptions import list_subscriptions
 
-    engine = _engine(_settings(config))
+    engine = store_engine(config)
     rows = [{**s.public(), "deliveries": counts_by_status(engine, s.id)} for s in list_subscriptions(engine)]
     _echo_rows(rows, as_json, ["id", "active", "url", "event_types", "urgencies", "deliveries"])
 
 
 @webhooks_group.command("pause")
 @click.argument("subscription_id", type=int)
-@_config_option
+@config_option
 def pause(subscription_id: int, config: str | None) -> None:
     """Stop recording new deliveries for a subscription (pending ones wait)."""
     _set_active(subscription_id, False, config)
@@ -107,7 +89,7 @@ def pause(subscription_id: int, config: str | None) -> None:
 
 @webhooks_group.command("resume")
 @click.argument("subscription_id", type=int)
-@_config_option
+@config_option
 def resume(subscription_id: int, config: str | None) -> None:
     _set_active(subscription_id, True, config)
 
@@ -116,7 +98,7 @@ def _set_active(subscription_id: int, active: bool, config: str | None) -> None:
     from downstream.webhooks.subscriptions import SubscriptionError, set_active
 
     try:
-        click.echo(json.dumps(set_active(_engine(_settings(config)), subscription_id, active).public()))
+        click.echo(json.dumps(set_active(store_engine(config), subscription_id, active).public()))
     except SubscriptionError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -128,13 +110,13 @@ def _set_active(subscription_id: int, active: bool, config: str | None) -> None:
               help="dead: the dead letters")
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-@_config_option
+@config_option
 def deliveries(subscription_id: int | None, status: str | None, limit: int, as_json: bool,
                config: str | None) -> None:
     """Deliveries, newest first."""
     from downstream.webhooks.deliveries import list_deliveries
 
-    rows = list_deliveries(_engine(_settings(config)), subscription_id, status, limit)
+    rows = list_deliveries(store_engine(config), subscription_id, status, limit)
     _echo_rows(rows, as_json, ["delivery_id", "subscription_id", "status", "attempts", "event_type",
                                "ticket_number", "last_error"])
 
@@ -143,7 +125,7 @@ def deliveries(subscription_id: int | None, status: str | None, limit: int, as_j
 @click.argument("delivery_ids", nargs=-1)
 @click.option("--subscription", "subscription_id", type=int, default=None,
               help="without delivery ids: every dead letter of this subscription")
-@_config_option
+@config_option
 def redeliver_command(delivery_ids: tuple[str, ...], subscription_id: int | None, config: str | None) -> None:
     """Queue dead (or delivered) deliveries again; they keep their delivery ids."""
     from downstream.webhooks.deliveries import redeliver
@@ -151,13 +133,13 @@ def redeliver_command(delivery_ids: tuple[str, ...], subscription_id: int | None
     if not delivery_ids and subscription_id is None:
         click.echo("error: give delivery ids or --subscription", err=True)
         sys.exit(2)
-    click.echo(json.dumps({"queued": redeliver(_engine(_settings(config)), delivery_ids, subscription_id)}))
+    click.echo(json.dumps({"queued": redeliver(store_engine(config), delivery_ids, subscription_id)}))
 
 
 @webhooks_group.command("run")
 @click.option("--webhooks-config", "webhooks_config_file", type=click.Path(dir_okay=False, exists=True),
               default=None, help="YAML with the webhooks section alone (overrides the settings' one)")
-@_config_option
+@config_option
 def run(webhooks_config_file: str | None, config: str | None) -> None:
     """Deliver ticket events to the subscriptions until SIGTERM; with `ops.enabled`, serve /metrics,
     /healthz and /readyz on the ops port meanwhile."""
@@ -167,10 +149,10 @@ def run(webhooks_config_file: str | None, config: str | None) -> None:
     from pipeline.ops_server import build_ops_app, store_check
     from pipeline.service import install_signal_handlers
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     cfg = webhooks_config(settings, webhooks_config_file)
     configure(settings.logging)
-    engine = _engine(settings)
+    engine = migrated_engine(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

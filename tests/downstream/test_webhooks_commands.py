@@ -32,3 +32,40 @@ def test_subscribe_list_pause_and_redeliver(sqlite_url):
     assert invoke(sqlite_url, "redeliver").exit_code == 2
     assert json.loads(invoke(sqlite_url, "redeliver", "--subscription", str(subscription["id"])).output) == {
         "queued": 0}
+
+
+def _store_file(tmp_path, name):
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(f"store:\n  url: sqlite:///{tmp_path}/{name}.db\n")
+    return config
+
+
+def _listed_urls(result):
+    assert result.exit_code == 0, result.output
+    return [json.loads(line)["url"] for line in result.output.splitlines()]
+
+
+def test_settings_come_from_config_then_intake_config_then_the_local_config_yaml(tmp_path, monkeypatch):
+    """One loader (pipeline/cli_options.py) for every command group: --config wins, then $INTAKE_CONFIG,
+    then ./config.yaml."""
+    for name in ("explicit", "from_env", "config"):
+        _store_file(tmp_path, name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INTAKE_CONFIG", raising=False)
+    monkeypatch.delenv("INTAKE_STORE__URL", raising=False)
+    runner = CliRunner()
+    runner.invoke(webhooks_group, ["add", "https://local.example/h"], catch_exceptions=False)
+    runner.invoke(webhooks_group, ["add", "https://explicit.example/h", "--config", "explicit.yaml"])
+    runner.invoke(webhooks_group, ["add", "https://env.example/h"], env={"INTAKE_CONFIG": "from_env.yaml"})
+    assert _listed_urls(runner.invoke(webhooks_group, ["list", "--json"])) == ["https://local.example/h"]
+    assert _listed_urls(runner.invoke(webhooks_group, ["list", "--json", "--config", "explicit.yaml"],
+                                      env={"INTAKE_CONFIG": "from_env.yaml"})) == ["https://explicit.example/h"]
+    assert _listed_urls(runner.invoke(webhooks_group, ["list", "--json"], env={"INTAKE_CONFIG": "from_env.yaml"})
+                        ) == ["https://env.example/h"]
+
+
+def test_a_missing_or_invalid_config_is_named_with_exit_status_2(tmp_path):
+    (tmp_path / "bad.yaml").write_text("store:\n  pool: [1\n")
+    for args in (["--config", str(tmp_path / "absent.yaml")], ["--config", str(tmp_path / "bad.yaml")]):
+        result = CliRunner().invoke(webhooks_group, ["list", *args])
+        assert result.exit_code == 2 and args[1] in result.output, result.output
