@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from classifiers.evaluate import Scored, report, save_confusion, task_of
+from classifiers.labels import CATEGORIES, TYPES, URGENCIES
 from classifiers.models import ModelMetadata, ModelStore, ModelStoreError, data_hash, now
 from pipeline.cli_options import config_option, store_engine
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from classifiers.control import ControlState
 
 HOLDOUT = 0.1
+TASK_LABELS: dict[str, tuple[str, ...]] = {"type": TYPES, "category": CATEGORIES, "urgency": URGENCIES}
+WORST_MISTAKES, MISTAKE_TEXT_CHARS = 20, 200  # kept in a version's metrics, shown on the console
 
 
 class DataError(click.ClickException):
@@ -40,9 +43,17 @@ def _field(row: dict[str, Any], path: str) -> tuple[bool, Any]:
     return True, value
 
 
+def field_task(label_field: str) -> str | None:
+    """The task a label field names by its last part (`proxy.type`: type), or None (`gold`)."""
+    last = label_field.rsplit(".", 1)[-1]
+    return last if last in TASK_LABELS else None
+
+
 def read_labelled(files: tuple[str, ...], text_field: str, label_field: str,
-                  missing_label_ok: bool) -> Iterator[tuple[str, str, str]]:
-    """(text, lang, label) per row with a label; rows with a null label are skipped."""
+                  missing_label_ok: bool, task: str | None = None) -> Iterator[tuple[str, str, str]]:
+    """(text, lang, label) per row with a label; rows with a null label are skipped. With `task`
+    known, a label outside that task's labels is an error naming its file and line."""
+    known = TASK_LABELS[task] if task else None
     for name in files:
         with open(name, encoding="utf-8") as fh:
             for n, line in enumerate(fh, 1):
@@ -62,6 +73,10 @@ def read_labelled(files: tuple[str, ...], text_field: str, label_field: str,
                     continue
                 if not isinstance(label, str):
                     raise DataError(f"{name}:{n}: field {label_field!r} is {label!r}, not a label string")
+                if known is not None and label not in known:
+                    # the closing words are what _task says when the task had to be inferred
+                    raise DataError(f"{name}:{n}: {label!r} in {label_field!r} is not a {task} label "
+                                    f"({', '.join(known)}); the labels are not all type, category or urgency labels")
                 yield text, str(row.get("lang") or "und"), label
 
 
@@ -179,14 +194,15 @@ def evaluate_command(data: str, text_field: str, label_field: str, version: str 
     """Accuracy, macro F1, per class and per language on a labelled JSONL file."""
     from classifiers.combine import Message
 
-    rows = list(read_labelled((data,), text_field, label_field, missing_label_ok=True))
+    store = ModelStore()
+    model, meta = _load_model(store, version) if version else (None, None)
+    rows = list(read_labelled((data,), text_field, label_field, missing_label_ok=True,
+                              task=field_task(label_field) or (meta.task if meta else None)))
     if not rows:
         raise DataError(f"{data}: no row has a {label_field!r} label")
     task = _task({r[2] for r in rows}, data)
     texts = [r[0] for r in rows]
-    store = ModelStore()
-    if version:
-        model, meta = _load_model(store, version)
+    if model is not None and meta is not None:
         if meta.task != task:
             raise click.ClickException(f"model {version} predicts {meta.task}, the labels are {task} labels")
         preds = [(p.label, p.confidence) for p in model.predict(texts)]
@@ -240,7 +256,9 @@ def _stderr_console() -> Any:
 def train_command(data: tuple[str, ...], text_field: str, label_field: str, version: str,
                   with_corrections: bool, seed: int, config: str | None) -> None:
     """Train a model version from labelled JSONL; metrics come from a seeded 10% hold-out."""
-    rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False))
+    from classifiers.textcat import settings_dict  # spaCy loads with it: not for every command
+
+    rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False, task=field_task(label_field)))
     if not rows:
         raise DataError(f"{', '.join(data)}: no row has a {label_field!r} label")
     task = _task({r[2] for r in rows}, ", ".join(data))
@@ -259,15 +277,15 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
         trial = _fit([texts[i] for i in fit], [labels[i] for i in fit], seed, "hold-out model")
         preds = trial.predict([texts[i] for i in held])
         rep = report([Scored(texts[i], rows[i][1], labels[i], p.label, p.confidence)
-                      for i, p in zip(held, preds, strict=True)])
-        metrics = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "per_class", "per_language")}
+                      for i, p in zip(held, preds, strict=True)], worst=WORST_MISTAKES)
+        metrics = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "per_class", "per_language", "confusion")}
+        metrics["worst_mistakes"] = [m | {"text": m["text"][:MISTAKE_TEXT_CHARS]} for m in rep["worst_mistakes"]]
         metrics["holdout"] = HOLDOUT
     model = _fit(texts, labels, seed, f"training {version}")
     meta = ModelMetadata(version=version, task=task, labels=list(model.labels),
                          data_hash=data_hash(zip(texts, labels, strict=True)), n_examples=len(rows), seed=seed,
                          created_at=now(), sources=sources, metrics=metrics,
-                         params={"architecture": "spacy.TextCatBOW.v3", "features": "char 1-4-grams",
-                                 "label_field": label_field})
+                         params={**settings_dict(), "label_field": label_field})
     try:
         path = store.save(version, model, meta)
     except ModelStoreError as exc:

@@ -113,3 +113,43 @@ def test_unknown_labels_and_versions_are_named(models, tmp_path):
                                           {"text": "b", "proxy": {"type": "spam"}}])
     assert "not all type, category or urgency" in run("train", "--data", data, "--version", "x").output
     assert "no model version 'nope'" in run("promote", "nope").output
+
+
+def test_train_stores_the_real_settings_the_confusion_matrix_and_the_worst_mistakes(models, tmp_path):
+    from classifiers.textcat import settings_dict
+
+    # long texts of no class, labelled at random: the hold-out model gets some of them wrong
+    noise = [{"text": f"zq{i} " + "lorem ipsum dolor " * 20, "proxy": {"type": ("complaint", "praise")[i % 3 == 0]}}
+             for i in range(60)]
+    data = write(tmp_path / "t.jsonl", [{"text": t, "lang": "xx", "proxy": {"type": y}} for t, y in rows()] + noise)
+    result = run("train", "--data", data, "--version", "v2")
+    assert result.exit_code == 0, result.output
+    meta = json.loads((models / "versions" / "v2" / "metadata.json").read_text())
+    assert meta["params"] == json.loads(json.dumps({**settings_dict(), "label_field": "proxy.type"}))
+    assert meta["params"]["architecture"] != "spacy.TextCatBOW.v3"
+    metrics = meta["metrics"]
+    confusion = metrics["confusion"]
+    assert confusion["labels"] == ["complaint", "praise"]
+    assert sum(map(sum, confusion["matrix"])) == metrics["n"] == int(len(rows() + noise) * 0.1)
+    wrong = sum(confusion["matrix"][0][1:]) + confusion["matrix"][1][0]
+    assert 0 < len(metrics["worst_mistakes"]) == min(wrong, 20)
+    for mistake in metrics["worst_mistakes"]:
+        assert len(mistake["text"]) <= 200 and mistake["gold"] != mistake["predicted"]
+        assert {"text", "gold", "predicted", "confidence"} <= set(mistake)
+    confidences = [m["confidence"] for m in metrics["worst_mistakes"]]
+    assert confidences == sorted(confidences, reverse=True)  # the most confident mistakes first
+    assert any(len(m["text"]) == 200 for m in metrics["worst_mistakes"])  # long ones were cut
+
+
+def test_a_label_outside_the_known_task_names_file_and_line(models, labelled, tmp_path):
+    data = write(tmp_path / "x.jsonl", [{"text": "a", "proxy": {"type": "praise"}},
+                                        {"text": "b", "proxy": {"type": "complaint"}},
+                                        {"text": "c", "proxy": {"type": "billing"}}])
+    result = run("train", "--data", data, "--version", "x")
+    assert result.exit_code != 0 and "x.jsonl:3: 'billing' in 'proxy.type' is not a type label" in result.output
+    assert not (models / "versions" / "x").exists()
+    # a field that names no task: the model's task is the known one
+    assert run("train", "--data", labelled, "--version", "v1").exit_code == 0
+    gold = write(tmp_path / "gold.jsonl", [{"text": "a", "gold": "praise"}, {"text": "b", "gold": "high"}])
+    result = run("evaluate", "--data", gold, "--label-field", "gold", "--model", "v1", "--out", str(tmp_path))
+    assert result.exit_code != 0 and "gold.jsonl:2: 'high' in 'gold' is not a type label" in result.output
