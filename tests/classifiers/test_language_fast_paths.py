@@ -74,3 +74,22 @@ def test_a_letter_inside_a_scripts_blocks_counts_as_that_script():
     """The one difference from the word-by-word scan: "²x" no longer starts a SUPERSCRIPT run in Latin text."""
     assert [r.group for r in script_runs("ǅemal ﬁle ²x")] == ["LATIN"]
     assert [r.group for r in _runs_word_by_word("ǅemal ﬁle ²x")] == ["LATIN", "SUPERSCRIPT"]
+
+
+def test_a_long_span_whose_start_is_unclear_is_read_further():
+    """The first 80 characters are product names and numbers; the Spanish after them decides."""
+    detector = LanguageDetector()
+    start = "Samsung Galaxy S24 Ultra 512GB, Apple AirPods Pro 2, Sony WH-1000XM5, Xiaomi Redmi Note 13 Pro "
+    spanish = "no funciona desde ayer y quiero que me devuelvan el dinero lo antes posible, gracias."
+    assert len(start) > 80 and detector.detect(start).lang != "es"
+    assert detector.detect(start + spanish).lang == "es"
+
+
+@pytest.mark.parametrize("lang", ["en", "de", "fr", "es", "pt", "id", "tr", "vi", "ru", "uk"])
+def test_long_texts_of_the_team_set_keep_their_language(lang):
+    sentences = [i.text for i in team_items() if i.lang == lang and i.kind == "sentence"]
+    detector = LanguageDetector()
+    for i in range(0, len(sentences) - 3, 3):
+        text = " ".join(sentences[i:i + 4])
+        assert len(text) > 120
+        assert detector.detect(text).lang == lang, text
