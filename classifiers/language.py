@@ -43,7 +43,7 @@ _NGRAM_MARGIN = 3.0  # log10: words that far apart settle it without the n-grams
 _MAX_STATISTICAL_CHARS = 500  # ~80 words: enough to decide; a long text costs no more
 # A span over twice this is first read up to here (at a space); when its words alone lead by this much
 # (log10), with most of them known, the rest is not read. Otherwise the span is read up to the maximum.
-_SAMPLE_CHARS = 80
+_SAMPLE_CHARS = 64
 _SAMPLE_MARGIN = 6.0
 _CACHED_SPAN_CHARS = 64
 _SPAN_CACHE_SIZE = 50_000
