@@ -49,9 +49,11 @@ def webhooks_group() -> None:
 @click.option("--urgency", "urgencies", multiple=True, help="ticket urgency to send (repeat; default: all)")
 @click.option("--secret", default=None, help="signing secret (default: generated and printed once)")
 @click.option("--description", default="")
+@click.option("--owner", default=None,
+              help="name of the API token that may manage it through the API (default: none, admins only)")
 @config_option
 def add(url: str, event_types: tuple[str, ...], urgencies: tuple[str, ...], secret: str | None, description: str,
-        config: str | None) -> None:
+        owner: str | None, config: str | None) -> None:
     """Subscribe URL; prints the subscription with its secret as JSON."""
     from downstream.webhooks.subscriptions import SubscriptionSpec, create_subscription
 
@@ -62,7 +64,7 @@ def add(url: str, event_types: tuple[str, ...], urgencies: tuple[str, ...], secr
         for error in exc.errors():
             click.echo(f"error: {'.'.join(map(str, error['loc']))}: {error['msg']}", err=True)
         sys.exit(2)
-    subscription = create_subscription(store_engine(config), spec)
+    subscription = create_subscription(store_engine(config), spec, owner=owner)
     click.echo(json.dumps({**subscription.public(), "secret": subscription.secret}))
 
 
@@ -76,7 +78,7 @@ def list_command(as_json: bool, config: str | None) -> None:
 
     engine = store_engine(config)
     rows = [{**s.public(), "deliveries": counts_by_status(engine, s.id)} for s in list_subscriptions(engine)]
-    _echo_rows(rows, as_json, ["id", "active", "url", "event_types", "urgencies", "deliveries"])
+    _echo_rows(rows, as_json, ["id", "active", "owner", "url", "event_types", "urgencies", "deliveries"])
 
 
 @webhooks_group.command("pause")

@@ -82,3 +82,20 @@ def test_owner_manages_its_own_and_admin_manages_anyones(client: TestClient, aut
     assert client.delete(path, headers=auth("subscriber")).status_code == 404
     assert client.delete(path, headers=other_subscriber).status_code == 204
     assert client.get("/v1/subscriptions", headers=auth("admin")).json() == []
+
+
+def test_migration_0008_goes_down_and_up_keeping_the_subscriptions(tmp_path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from pipeline.store.database import alembic_config, make_engine, upgrade
+
+    url = f"sqlite:///{tmp_path}/m.db"
+    upgrade(url)
+    engine = make_engine(url)
+    made = create_subscription(engine, SubscriptionSpec(url="https://a.example/h"), owner="team-a")
+    command.downgrade(alembic_config(url), "0007")
+    assert "owner" not in {c["name"] for c in inspect(engine).get_columns("webhook_subscriptions")}
+    upgrade(url)
+    assert get_subscription(engine, made.id).owner is None  # the owner went with the column: admin-managed now
+    engine.dispose()

@@ -24,7 +24,9 @@ def test_subscribe_list_pause_and_redeliver(sqlite_url):
     subscription = json.loads(added.output)
     assert subscription["secret"].startswith("whsec_") and subscription["event_types"] == ["ticket.created"]
     [listed] = [json.loads(line) for line in invoke(sqlite_url, "list", "--json").output.splitlines()]
-    assert "secret" not in listed and listed["deliveries"] == {}
+    assert "secret" not in listed and listed["deliveries"] == {} and listed["owner"] is None
+    owned = json.loads(invoke(sqlite_url, "add", "https://team.example/in", "--owner", "team-a").output)
+    assert owned["owner"] == "team-a"
     paused = json.loads(invoke(sqlite_url, "pause", str(subscription["id"])).output)
     assert paused["active"] is False
     assert invoke(sqlite_url, "pause", "99").exit_code == 1
