@@ -14,15 +14,8 @@ import click
 from classifiers.commands import classifiers_group, classify_command
 from downstream.api.commands import api_group
 from downstream.webhooks.commands import webhooks_group
-from pipeline.config import ConfigError, Settings, load_settings
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+from pipeline.cli_options import cli_settings, config_option
+from pipeline.config import Settings
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -40,7 +33,7 @@ def _until_signal(config: str | None, job: Callable[[Settings, asyncio.Event], A
     """Load the settings, then run `job` until SIGTERM or SIGINT sets its stop event."""
     from pipeline.service import install_signal_handlers
 
-    settings = _settings(config or _default_config())
+    settings = cli_settings(config)
     _setup_logging(settings)
 
     async def _main() -> None:
@@ -52,7 +45,7 @@ def _until_signal(config: str | None, job: Callable[[Settings, asyncio.Event], A
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
+@config_option
 def run(config: str | None) -> None:
     """Run connectors, pipeline and relay until SIGTERM."""
     from pipeline.service import run_service
@@ -61,7 +54,7 @@ def run(config: str | None) -> None:
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="YAML settings file")
+@config_option
 def relay(config: str | None) -> None:
     """Relay the ticket-event outbox alone (exactly once into Kafka; a file embedded), until SIGTERM."""
     from pipeline.relay import run_relay
@@ -90,13 +83,13 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--revision", default="head")
 def db_upgrade(config: str | None, revision: str) -> None:
     """Apply migrations to the configured store."""
     from pipeline.store.database import upgrade
 
-    settings = _settings(config or _default_config())
+    settings = cli_settings(config)
     upgrade(settings.store.url, revision)
     click.echo(f"database at {revision}")
 
@@ -107,13 +100,13 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--limit", default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def dlq_list(config: str | None, limit: int, as_json: bool) -> None:
     from pipeline.dlq_commands import list_dead_letters
 
-    letters = list_dead_letters(_settings(config or _default_config()), limit)
+    letters = list_dead_letters(cli_settings(config), limit)
     if as_json:
         for d in letters:
             click.echo(json.dumps({"id": d.id, "stage": d.stage, "error": d.error, "error_class": d.error_class,
@@ -129,17 +122,17 @@ def dlq_list(config: str | None, limit: int, as_json: bool) -> None:
 
 @dlq.command("reprocess")
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 def dlq_reprocess(ids: tuple[str, ...], config: str | None) -> None:
     """Send chosen dead letters through the pipeline again."""
     from pipeline.dlq_commands import reprocess
 
-    outcome = reprocess(_settings(config or _default_config()), list(ids))
+    outcome = reprocess(cli_settings(config), list(ids))
     click.echo(json.dumps(outcome))
 
 
 @main.command()
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--messages", default=20000, show_default=True)
 @click.option("--latency-rate", type=float, default=None,
               help="msgs/s for the latency phase (default: half the throughput)")
@@ -149,7 +142,7 @@ def bench(config: str | None, messages: int, latency_rate: float | None, as_json
     from pipeline.bench import run_bench
 
     logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(run_bench(_settings(config or _default_config()), messages, latency_rate))
+    result = asyncio.run(run_bench(cli_settings(config), messages, latency_rate))
     click.echo(json.dumps(result, indent=None if as_json else 2))
 
 
@@ -303,11 +296,11 @@ def identity() -> None:
 def _engine(config: str | None):  # type: ignore[no-untyped-def]
     from pipeline.store.database import make_engine
 
-    return make_engine(_settings(config or _default_config()).store.url)
+    return make_engine(cli_settings(config).store.url)
 
 
 @identity.command("list")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--status", default="open", show_default=True, help="open, merged, dismissed or all")
 @click.option("--limit", default=100, show_default=True)
 def identity_list(config: str | None, status: str, limit: int) -> None:
@@ -323,7 +316,7 @@ def identity_list(config: str | None, status: str, limit: int) -> None:
 
 
 @identity.command("merges")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--customer", type=int, default=None)
 def identity_merges(config: str | None, customer: int | None) -> None:
     """Merges done (automatic and by operators), newest first."""
@@ -339,7 +332,7 @@ def identity_merges(config: str | None, customer: int | None) -> None:
 @identity.command("merge")
 @click.argument("source", type=int)
 @click.argument("target", type=int)
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 @click.option("--reason", default="merged by an operator", show_default=True)
 def identity_merge(source: int, target: int, config: str | None, reason: str) -> None:
     """Merge customer SOURCE into TARGET (reversible with `identity unmerge`)."""
@@ -361,7 +354,7 @@ def identity_merge(source: int, target: int, config: str | None, reason: str) ->
 
 @identity.command("unmerge")
 @click.argument("merge_id", type=int)
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 def identity_unmerge(merge_id: int, config: str | None) -> None:
     """Undo merge MERGE_ID: identities, tickets and messages go back to the source customer."""
     from pipeline.envelope import utcnow
@@ -382,7 +375,7 @@ def identity_unmerge(merge_id: int, config: str | None) -> None:
 
 @identity.command("dismiss")
 @click.argument("suggestion_id", type=int)
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None)
+@config_option
 def identity_dismiss(suggestion_id: int, config: str | None) -> None:
     """Mark a suggestion as not the same person."""
     from pipeline.envelope import utcnow
@@ -394,10 +387,6 @@ def identity_dismiss(suggestion_id: int, config: str | None) -> None:
     engine.dispose()
     click.echo("dismissed" if ok else "no open suggestion with that id")
     sys.exit(0 if ok else 1)
-
-
-def _default_config() -> str | None:
-    return "config.yaml" if Path("config.yaml").is_file() else None
 
 
 main.add_command(classify_command)
