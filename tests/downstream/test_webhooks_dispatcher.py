@@ -74,6 +74,7 @@ def test_a_receiver_down_for_a_while_gets_everything_in_order_once_and_the_other
         flaky.mode = "fail"  # HTTP 500
         append_jsonl(events_file, events_for(range(3, 5)))
         assert await until(lambda: len(healthy.accepted()) == 60)
+        assert await until(lambda: any(a.status == 500 for a in flaky.arrivals)), "the failing receiver was never tried"
         await flaky.stop()  # connection refused
         append_jsonl(events_file, events_for(range(5, 8)))
         assert await until(lambda: len(healthy.accepted()) == 96), "the healthy receiver waited for the dead one"
@@ -106,7 +107,6 @@ def test_a_receiver_down_for_a_while_gets_everything_in_order_once_and_the_other
     assert counts_by_status(engine) == {DELIVERED: 240}
     retried = [d for d in list_deliveries(engine, flaky_sub.id, limit=500) if d["attempts"] > 1]
     assert retried and all(d["last_error"] is None for d in retried)  # went through after several attempts
-    assert figures["drained_s"] < 15
 
 
 def test_a_receiver_that_never_answers_in_time_ends_in_the_dead_letters_and_can_be_redelivered(engine, tmp_path):
