@@ -21,7 +21,7 @@ try:  # Python 3.11+: the regex parser lives in re._parser
 except ImportError:  # pragma: no cover
     import sre_constants
     import sre_parse  # type: ignore[no-redef]
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
+from classifiers.normalise import nfkc_casefold
 
 RULES_DIR = Path(__file__).with_name("rules")
 MODIFIERS = ("negation", "intensifier", "contrast")
@@ -55,7 +56,7 @@ _GREEK = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")  # translating with the tabl
 def fold(text: str) -> str:
     """What the cues see: NFKC, case-folded, Greek accents and diaeresis removed."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).casefold()
+        text = nfkc_casefold(text)
         return text.translate(_GREEK_FOLD) if _GREEK.search(text) else text
     return text.casefold()
 
@@ -349,9 +350,9 @@ _LAUGHTER = {"ha", "he", "hi", "hu", "ah", "eh", "ih", "haha", "hehe", "hihi", "
              "ха", "хе", "χα"}
 _URLISH = re.compile(r"https?://|www\.|\.(com|net|org|vn|ru|gr|cn)\b|@")
 _LETTER = re.compile(r"[^\W\d_]")
-_LATIN_RUN = re.compile(r"[a-z]+", re.IGNORECASE)
 _LONG_WORD = {"vi": 15}  # Vietnamese syllables have at most 7 letters: a 15-letter Latin run is not a word
 _ANY_LONG_WORD = 30
+_LONG_LATIN_RUN = {n: re.compile(rf"[a-z]{{{n},}}", re.IGNORECASE) for n in {*_LONG_WORD.values(), _ANY_LONG_WORD}}
 _PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
 # noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
@@ -364,10 +365,7 @@ def _repeated_chunk(words: list[str]) -> str | None:
     """A three-word chunk pasted over and over: the text is mostly copies of it."""
     if len(words) < 12:
         return None
-    counts: dict[tuple[str, ...], int] = defaultdict(int)
-    for i in range(len(words) - 2):
-        counts[tuple(words[i:i + 3])] += 1
-    chunk, n = max(counts.items(), key=lambda kv: kv[1])
+    chunk, n = Counter(zip(words, words[1:], words[2:], strict=False)).most_common(1)[0]
     return " ".join(chunk) if n >= 4 and n * 3 >= len(words) * 0.6 else None
 
 
@@ -383,9 +381,8 @@ def gibberish(text: str, lang: str = "und") -> str | None:
         token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
         if len(set(run)) >= 3 and not _URLISH.search(token):
             return f"keyboard mashing {token[:24]!r}"
-    longest = _LONG_WORD.get(lang, _ANY_LONG_WORD)
-    for match in _LATIN_RUN.finditer(text):
-        if len(match.group(0)) >= longest and len(set(match.group(0).lower())) >= 4:
+    for match in _LONG_LATIN_RUN[_LONG_WORD.get(lang, _ANY_LONG_WORD)].finditer(text):
+        if len(set(match.group(0).lower())) >= 4:
             token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
             if not _URLISH.search(token):
                 return f"keyboard mashing {match.group(0)[:24]!r}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
+from classifiers.normalise import nfkc_casefold
 from classifiers.textcat_features import ARCHITECTURE, model_doc
 
 MAX_CHARS = 1000
@@ -45,6 +45,7 @@ class TextCatSettings:
     normalise: bool = False  # True: 1 + log(count), unit length per group; False: raw counts as in TextCatBOW
     hash_rows: int = 2**20
     learn_rate: float = 0.001
+    l2: float = 0.0  # weight decay (thinc's Adam L2)
     batch_size: int = 64
     max_epochs: int = 10
     # early stopping: a seeded slice of the training data (never the evaluation data) is held out,
@@ -75,7 +76,7 @@ class Prediction:
 
 
 def model_text(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())[:MAX_CHARS]
+    return " ".join(nfkc_casefold(text).split())[:MAX_CHARS]
 
 
 class TextCatClassifier:
@@ -145,7 +146,7 @@ class TextCatClassifier:
         averaged weights and returns how many epochs that was."""
         self.nlp.initialize(lambda: fit[:500])
         # averaged weights (as `spacy train` saves them) are steadier than the last step's
-        optimizer = Adam(settings.learn_rate, use_averages=True)
+        optimizer = Adam(settings.learn_rate, L2=settings.l2, use_averages=True)
         best_score, best_weights, best_epochs = -math.inf, b"", 0
         for epoch in range(1, max_epochs + 1):
             rng.shuffle(fit)
