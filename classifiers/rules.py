@@ -112,6 +112,7 @@ class _Compiled:
 
 
 _MAX_VARIANTS = 256  # spellings of one needle set: the lookup tables take thousands
+_RARE_ASCII = frozenset("*#@$%^&=+~|<>[]{}\\_`")
 _FIRST_SYMBOL = "\u2000"  # punctuation, symbols, emoji, kana, ideographs, Hangul: none is in every text
 
 
@@ -180,8 +181,8 @@ def _shortest(needles: tuple[str, ...]) -> tuple[str, ...]:
 
 def _selective(needle: str) -> bool:
     """Whether finding this literal is rare enough to be worth a test: one Latin letter is in every
-    text, one Chinese character or emoji is not."""
-    return len(needle) >= 2 or (len(needle) == 1 and needle >= _FIRST_SYMBOL)
+    text, one Chinese character, emoji or a symbol such as "*" is not."""
+    return len(needle) >= 2 or (len(needle) == 1 and (needle >= _FIRST_SYMBOL or needle in _RARE_ASCII))
 
 
 def required_literals(pattern: str) -> tuple[str, ...]:

@@ -97,7 +97,7 @@ def test_the_literal_lookup_finds_what_every_regex_finds(rules, lang, text):
     (r"\bне работа(ет|ют)\b", ("не работает", "не работают")), (r"\b(broken|damaged)\b", ("broken", "damaged")),
     (r"x?yz", ("yz",)), (r"(?i)refund", ()), (r"\b(a|b)c", ("ac", "bc")), (r"colou?r", ("color", "colour")),
     (r"\b(a|b)", ()), ("(太|很)(硬|老)", ("太硬", "太老", "很硬", "很老")), ("(?<!不)差(?!不多)", ("差",)),
-    ("[吗嗎]", ("吗", "嗎")), (r"(?i:ab)cd", ("cd",)),
+    ("[吗嗎]", ("吗", "嗎")), (r"(?i:ab)cd", ("cd",)), (r"\*\d{3}\*\d+#", ("*",)), (r"\.\d", ()),
 ])
 def test_required_literals(pattern, needles):
     from classifiers.rules import required_literals
