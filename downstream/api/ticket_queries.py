@@ -43,9 +43,9 @@ _T = tickets.c
 # or, -word.
 FTS_TICKETS = "tickets.search_vector @@ websearch_to_tsquery('simple', intake_search_text(:q))"
 
-# Rows of the order a search walks before it reads the search index instead (see _search_page). A page of 50
-# is found within 4,000 rows when more than ~1.3 % of the filtered tickets match; when fewer do, reading all
-# matches (under ~13,000 of 1,000,000) from the index and sorting them costs about what a longer walk would:
+# The most rows of the order a search walks before it reads the search index instead (see _search_page). A page
+# of 50 is found within 4,000 rows when more than ~1.3 % of the filtered tickets match; when fewer do, reading
+# all matches (under ~13,000 of 1,000,000) from the index and sorting them costs about what a longer walk would:
 # a bitmap reads the heap in physical order, about 3 times cheaper a row than a walk's random reads.
 SEARCH_WALK_ROWS = 4000
 
@@ -181,10 +181,11 @@ def _search_page(conn: Connection, f: TicketFilter, sort: str, limit: int, curso
     """Walking the order index and checking each ticket pays off for common words (a page within a few
     rows); reading the matches from the search index and sorting them, for rare ones. PostgreSQL's own choice
     goes wrong where it costs seconds: a phrase of common words is estimated as common however rare it is,
-    and a walk's random heap reads are costed as cheap. So: a search estimated to match few tickets reads the
-    index; any other walks at most `walk_rows` rows, and if no page was found there the matches are rare after
-    all and the index reads them (bitmap scans only: no walk, no sequential scan)."""
-    if _estimated_matches(conn, f) > 3 * walk_rows:
+    and a walk's random heap reads are costed as cheap. So: when the planner's estimates say a walk would
+    need more than `walk_rows` rows for a page, read the index; otherwise walk at most `walk_rows` rows, and if
+    no page was found there the matches are rare after all: read the index (bitmap scans only)."""
+    matches = _estimated_matches(conn, f)
+    if matches * walk_rows >= (limit + 1) * _estimated_matches(conn, replace(f, q=None)):
         rows = list(conn.execute(search_walk_query(conn, f, sort, limit, cursor, walk_rows)))
         if len(rows) > limit:
             return rows
