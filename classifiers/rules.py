@@ -109,6 +109,8 @@ class _Compiled:
     weight: float
     source: str
     needles: tuple[str, ...]  # the pattern can only match text containing one of these
+    reach: int  # the longest match (lookarounds aside), -1 when unbounded: no match starts further
+    # than this before the first needle found
 
 
 _MAX_VARIANTS = 256  # spellings of one needle set: the lookup tables take thousands
@@ -200,11 +202,20 @@ def required_literals(pattern: str) -> tuple[str, ...]:
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
         source = cue.regex.translate(_GREEK_FOLD)
-        return _Compiled(label, re.compile(source), cue.weight, f"regex {cue.regex!r}", required_literals(source))
+        return _Compiled(label, re.compile(source), cue.weight, f"regex {cue.regex!r}", required_literals(source),
+                         _reach(source))
     folded = fold(cue.phrase)  # type: ignore[arg-type]
     phrase = re.escape(folded)
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
-    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,))
+    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,), len(folded))
+
+
+def _reach(pattern: str) -> int:
+    try:
+        longest = sre_parse.parse(pattern).getwidth()[1]
+    except re.error:
+        return -1
+    return longest if longest < sre_constants.MAXREPEAT else -1
 
 
 def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
@@ -269,7 +280,7 @@ class _LangRules:
         by_pair: dict[str, list[tuple[str, tuple[int, ...]]]] = defaultdict(list)
         for needle, indices in by_needle.items():
             if needle[0] < _FIRST_SYMBOL:
-                self.automaton.add_word(needle, tuple(indices))
+                self.automaton.add_word(needle, (len(needle), tuple(indices)))
             elif len(needle) == 1:
                 by_char[needle].extend(indices)
             else:
@@ -280,21 +291,27 @@ class _LangRules:
         self.chars, self.pairs = frozenset(by_char), frozenset(by_pair)
 
     def matches(self, text: str) -> dict[str, list[tuple[_Compiled, re.Match[str]]]]:
-        candidates = set(self.always)
+        first: dict[int, int] = dict.fromkeys(self.always, 0)  # cue -> where its first needle starts
         if self.automaton.kind == ahocorasick.AHOCORASICK:
-            for _, indices in self.automaton.iter(text):
-                candidates.update(indices)
+            for end, (length, indices) in self.automaton.iter(text):
+                for i in indices:
+                    first.setdefault(i, end - length + 1)  # hits come in text order
         if (self.chars or self.pairs) and not text.isascii():
             for char in self.chars.intersection(text):
-                candidates.update(self.by_char[char])
+                at = text.find(char)
+                for i in self.by_char[char]:
+                    first[i] = min(first.get(i, at), at)
             for pair in self.pairs.intersection(map(str.__add__, text, text[1:])):
                 for needle, indices in self.by_pair[pair]:
-                    if len(needle) == 2 or needle in text:
-                        candidates.update(indices)
+                    at = text.find(needle)
+                    if at >= 0:
+                        for i in indices:
+                            first[i] = min(first.get(i, at), at)
         found: dict[str, list[tuple[_Compiled, re.Match[str]]]] = defaultdict(list)
-        for i in sorted(candidates):
+        for i in sorted(first):
             section, cue = self.cues[i]
-            match = cue.pattern.search(text)
+            # no match starts before this: it would have to contain a needle found earlier
+            match = cue.pattern.search(text, max(0, first[i] - cue.reach) if cue.reach >= 0 else 0)
             if match:
                 found[section].append((cue, match))
         return found
