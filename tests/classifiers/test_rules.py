@@ -88,8 +88,8 @@ def test_the_literal_lookup_finds_what_every_regex_finds(rules, lang, text):
 
     folded = fold(text)
     lang_rules = rules._by_lang[lang]
-    brute = sorted(cue.source for _, cue in lang_rules.cues if cue.pattern.search(folded))
-    found = sorted(cue.source for matched in lang_rules.matches(folded).values() for cue, _ in matched)
+    brute = sorted((cue.source, m.span()) for _, cue in lang_rules.cues if (m := cue.pattern.search(folded)))
+    found = sorted((cue.source, m.span()) for matched in lang_rules.matches(folded).values() for cue, m in matched)
     assert found == brute and found
 
 
