@@ -83,7 +83,7 @@ class Sketch:
     def from_bytes(cls, raw: bytes) -> Sketch:
         values = np.frombuffer(raw, dtype=np.uint32)
         size, n_ids = int(values[0]), int(values[1])
-        return cls(size, frozenset(int(v) for v in values[2:2 + n_ids]), values[2 + n_ids:].copy())
+        return cls(size, frozenset(values[2:2 + n_ids].tolist()), values[2 + n_ids:].copy())
 
 
 def _hash32(value: str) -> int:
@@ -119,7 +119,8 @@ def compare(a: Sketch, b: Sketch) -> Similarity:
     if not a.size or not b.size:
         return Similarity(0.0, 0.0, "no text")
     if a.exact and b.exact:
-        common = len(np.intersect1d(a.hashes, b.hashes, assume_unique=True))
+        # a set of at most 256 ints: several times cheaper than numpy's sort-based intersect1d at this size
+        common = len(set(a.hashes.tolist()).intersection(b.hashes.tolist()))
         jaccard = common / (a.size + b.size - common)
     else:
         k = min(BOTTOM_K, a.size, b.size)
