@@ -279,13 +279,15 @@ def dedup_evaluate(data_dir: str, seed: int, per_source: int, misses: bool) -> N
 @click.option("--messages", default=1_000_000, show_default=True)
 @click.option("--url", "urls", multiple=True, help="store URL (repeatable); a PostgreSQL URL gets a throwaway "
               "database beside it; default: a temporary SQLite file")
-@click.option("--probes", default=2000, show_default=True)
-def dedup_bench(messages: int, urls: tuple[str, ...], probes: int) -> None:
+@click.option("--probes", default=5000, show_default=True)
+@click.option("--batch", default=500, show_default=True, help="messages per lookup in the batch figures")
+@click.option("--keep", default=None, help="a SQLite file or PostgreSQL database name, filled once and reused")
+def dedup_bench(messages: int, urls: tuple[str, ...], probes: int, batch: int, keep: str | None) -> None:
     """Near-duplicate lookup time per message with N stored messages."""
     from pipeline.dedup.bench import run_bench
 
     for url in urls or (None,):
-        click.echo(json.dumps(run_bench(messages, url, probes)))
+        click.echo(json.dumps(run_bench(messages, url, probes, batch=batch, keep=keep)))
 
 
 @main.group()
