@@ -28,7 +28,7 @@ from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
 from classifiers.normalise import nfkc_casefold
-from classifiers.textcat_features import ARCHITECTURE, model_doc
+from classifiers.textcat_features import ARCHITECTURE, ARCHITECTURE_IDF, fit_document_frequencies, model_doc
 
 MAX_CHARS = 1000
 EMPTY_CONFIDENCE = 0.0
@@ -39,6 +39,7 @@ T = TypeVar("T")
 class TextCatSettings:
     """How a model is built and trained; the defaults were chosen on held-out slices of training halves."""
 
+    architecture: str = ARCHITECTURE  # or ARCHITECTURE_IDF: TF-IDF weighted inputs (normalise does not apply)
     char_sizes: tuple[int, ...] = (1, 2, 3, 4)
     word_sizes: tuple[int, ...] = (1, 2)
     word_weight: float = 1.0  # of the word group beside the character group (each has unit length)
@@ -91,7 +92,8 @@ class TextCatClassifier:
         # the model reads token text only: skip computing spaCy's lexical attributes for every new word
         nlp.vocab.lex_attr_getters = {}
         # versions saved before omnintake.NgramBOW read spaCy's TextCatBOW over one token per character
-        self._char_tokens = nlp.config["components"]["textcat"]["model"]["@architectures"] != ARCHITECTURE
+        self._char_tokens = (nlp.config["components"]["textcat"]["model"]["@architectures"]
+                             not in (ARCHITECTURE, ARCHITECTURE_IDF))
         self.labels: tuple[str, ...] = tuple(self._textcat.labels)
 
     def _doc(self, text: str) -> Doc:
@@ -132,10 +134,18 @@ class TextCatClassifier:
     def _blank(cls, label_set: Sequence[str], settings: TextCatSettings, seed: int) -> TextCatClassifier:
         fix_random_seed(seed)
         nlp = spacy.blank("xx")
-        textcat = nlp.add_pipe("textcat", config={"model": {
-            "@architectures": ARCHITECTURE, "char_sizes": list(settings.char_sizes),
+        if settings.architecture not in (ARCHITECTURE, ARCHITECTURE_IDF):
+            raise ValueError(f"unknown architecture {settings.architecture!r}: "
+                             f"expected {ARCHITECTURE!r} or {ARCHITECTURE_IDF!r}")
+        model_config: dict[str, Any] = {
+            "@architectures": settings.architecture, "char_sizes": list(settings.char_sizes),
             "word_sizes": list(settings.word_sizes), "word_weight": settings.word_weight,
-            "normalise": settings.normalise, "length": settings.hash_rows}})
+            "length": settings.hash_rows}
+        if settings.architecture == ARCHITECTURE:
+            model_config["normalise"] = settings.normalise
+        else:
+            model_config["idf_rows"] = settings.hash_rows
+        textcat = nlp.add_pipe("textcat", config={"model": model_config})
         for label in label_set:
             textcat.add_label(label)
         return cls(nlp)
@@ -145,6 +155,10 @@ class TextCatClassifier:
         """Train up to `max_epochs` (fewer when the dev score stops improving); keeps the best epoch's
         averaged weights and returns how many epochs that was."""
         self.nlp.initialize(lambda: fit[:500])
+        if settings.architecture == ARCHITECTURE_IDF:
+            # each training text counts once, however often class balance repeats it
+            unique = {id(eg): eg.predicted for eg in fit}
+            fit_document_frequencies(self._textcat.model, list(unique.values()))
         # averaged weights (as `spacy train` saves them) are steadier than the last step's
         optimizer = Adam(settings.learn_rate, L2=settings.l2, use_averages=True)
         best_score, best_weights, best_epochs = -math.inf, b"", 0
@@ -212,7 +226,7 @@ class _Progress:
 
 
 def settings_dict(settings: TextCatSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
-    return {"architecture": ARCHITECTURE, **asdict(settings)}
+    return asdict(settings)
 
 
 def _example(doc: Doc, cats: dict[str, float]) -> Example:

@@ -8,6 +8,12 @@ n-gram counts of one token attribute to a sparse linear layer; here each documen
 With `normalise`, a count becomes 1 + log(count) and each group is scaled to unit length (TF-IDF's
 sublinear, L2-normalised variant without the IDF); without it (the default, see TextCatSettings) the
 counts are raw, as in TextCatBOW. The n-grams of a whole batch are hashed at once with numpy.
+
+`omnintake.NgramBOW.v2` weights the same n-grams as TF-IDF does: (1 + log count) times the feature's
+inverse document frequency, each group scaled to unit length. The document frequencies are counted from
+the training texts (`fit_document_frequencies`, hashed into `idf_rows` buckets) and kept as a parameter of
+the model, so a saved model weights its inputs after loading as it did when trained. Features never seen
+in training weigh 0, as a TF-IDF vocabulary drops them.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from spacy.vocab import Vocab
 from thinc.api import Model, chain, softmax_activation
 
 ARCHITECTURE = "omnintake.NgramBOW.v1"
+ARCHITECTURE_IDF = "omnintake.NgramBOW.v2"
 _TOKEN = re.compile(r"\w+|[^\w\s]+")  # words and runs of punctuation
 # A run of Chinese or Japanese characters is not a word (a clause, usually); the character n-grams cover
 # those words, and as word features the runs only added noise on held-out slices of training halves.
@@ -97,31 +104,50 @@ def _word_keys(docs: Sequence[Doc], sizes: Sequence[int]) -> tuple[np.ndarray, n
     return np.concatenate(out_docs), np.concatenate(out_keys)
 
 
-def _weighted(doc_ids: np.ndarray, keys: np.ndarray, n_docs: int,
-              normalise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct keys per document with 1 + log(count), scaled to unit length per document (or raw counts)."""
-    if not normalise:  # the linear layer sums repeated keys: one entry per occurrence is the count
-        return doc_ids.astype(np.int64), keys >> np.uint64(64 - _KEY_BITS), np.ones(len(keys), dtype=np.float32)
+def _distinct(doc_ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document index, key, count) of each distinct key of each document."""
     compound = (doc_ids << np.uint64(_KEY_BITS)) | (keys >> np.uint64(64 - _KEY_BITS))
     distinct, counts = np.unique(compound, return_counts=True)
     owner = (distinct >> np.uint64(_KEY_BITS)).astype(np.int64)
+    return owner, distinct & np.uint64((1 << _KEY_BITS) - 1), counts
+
+
+def _weighted(doc_ids: np.ndarray, keys: np.ndarray, n_docs: int, normalise: bool = True,
+              idf: np.ndarray | None = None, word_group: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct keys per document with 1 + log(count), times the key's idf when given, scaled to unit
+    length per document (or raw counts)."""
+    if not normalise:  # the linear layer sums repeated keys: one entry per occurrence is the count
+        return doc_ids.astype(np.int64), keys >> np.uint64(64 - _KEY_BITS), np.ones(len(keys), dtype=np.float32)
+    owner, keys, counts = _distinct(doc_ids, keys)
+    if word_group:
+        keys = keys | np.uint64(1 << _KEY_BITS)  # words and characters never share a key
     values = 1.0 + np.log(counts.astype(np.float32))
+    if idf is not None:
+        values = values * idf[_idf_bucket(keys, len(idf))]
     norms = np.sqrt(np.bincount(owner, weights=values * values, minlength=n_docs))
     values = values / np.maximum(norms[owner], 1e-9)
-    return owner, distinct & np.uint64((1 << _KEY_BITS) - 1), values.astype(np.float32)
+    return owner, keys, values.astype(np.float32)
+
+
+def _idf_bucket(keys: np.ndarray, rows: int) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return ((keys * _MIX) >> np.uint64(32)) % np.uint64(rows)
 
 
 def extract(docs: Sequence[Doc], char_sizes: Sequence[int], word_sizes: Sequence[int],
-            word_weight: float, normalise: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            word_weight: float, normalise: bool = True,
+            idf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, values, lengths) for spaCy's sparse linear layer, documents in order."""
     n = len(docs)
     texts = [_doc_text(doc) for doc in docs]
-    c_owner, c_keys, c_vals = _weighted(*_char_keys(texts, char_sizes), n, normalise)
+    c_owner, c_keys, c_vals = _weighted(*_char_keys(texts, char_sizes), n, normalise, idf)
     parts_owner, parts_keys, parts_vals = [c_owner], [c_keys], [c_vals]
     if word_sizes:
-        w_owner, w_keys, w_vals = _weighted(*_word_keys(docs, word_sizes), n, normalise)
+        w_owner, w_keys, w_vals = _weighted(*_word_keys(docs, word_sizes), n, normalise, idf, word_group=True)
+        if not normalise:
+            w_keys = w_keys | np.uint64(1 << _KEY_BITS)
         parts_owner.append(w_owner)
-        parts_keys.append(w_keys | np.uint64(1 << _KEY_BITS))  # words and characters never share a key
+        parts_keys.append(w_keys)
         parts_vals.append(w_vals * np.float32(word_weight))
     owner = np.concatenate(parts_owner)
     order = np.argsort(owner, kind="stable")
@@ -146,5 +172,65 @@ def build_ngram_bow(char_sizes: list[int], word_sizes: list[int], word_weight: f
     sparse_linear = SparseLinear_v2(nO=nO, length=2 ** (length - 1).bit_length())
     model = chain(ngram_features(char_sizes, word_sizes, word_weight, normalise), sparse_linear, softmax_activation())
     model.set_ref("output_layer", sparse_linear)
+    model.attrs["multi_label"] = False
+    return model
+
+
+def document_frequencies(docs: Sequence[Doc], char_sizes: Sequence[int], word_sizes: Sequence[int],
+                         rows: int, chunk: int = 2000) -> np.ndarray:
+    """How many of the documents hold each hashed feature (by idf bucket), chunk by chunk to bound memory."""
+    counts = np.zeros(rows, dtype=np.int64)
+    for start in range(0, len(docs), chunk):
+        part = docs[start:start + chunk]
+        groups = [(_char_keys([_doc_text(doc) for doc in part], char_sizes), 0)]
+        if word_sizes:
+            groups.append((_word_keys(part, word_sizes), 1 << _KEY_BITS))
+        for (doc_ids, keys), group_bit in groups:
+            _, distinct_keys, _ = _distinct(doc_ids, keys)
+            counts += np.bincount(_idf_bucket(distinct_keys | np.uint64(group_bit), rows).astype(np.int64),
+                                  minlength=rows)
+    return counts
+
+
+def inverse_document_frequencies(frequencies: np.ndarray, n_docs: int) -> np.ndarray:
+    """scikit-learn's smoothed idf, ln((1 + n) / (1 + df)) + 1, and 0 for features no document holds."""
+    idf = np.log((1.0 + n_docs) / (1.0 + frequencies)) + 1.0
+    return np.where(frequencies > 0, idf, 0.0).astype(np.float32)
+
+
+def idf_ngram_features(char_sizes: Sequence[int], word_sizes: Sequence[int], word_weight: float,
+                       idf_rows: int) -> Model:
+    def forward(model: Model, docs: Sequence[Doc], is_train: bool):
+        idf = model.ops.to_numpy(model.get_param("idf"))
+        keys, values, lengths = extract(docs, char_sizes, word_sizes, word_weight, True, idf)
+        return (model.ops.asarray(keys, dtype="uint64"), model.ops.asarray(values, dtype="f"),
+                model.ops.asarray(lengths, dtype="int32")), lambda d_out: []
+
+    def init(model: Model, X=None, Y=None) -> None:
+        if not model.has_param("idf"):  # every feature weighs 1 until fit_document_frequencies counts them
+            model.set_param("idf", model.ops.alloc1f(idf_rows) + 1.0)
+
+    model = Model("idf_ngram_features", forward, init=init, params={"idf": None},
+                  attrs={"char_sizes": list(char_sizes), "word_sizes": list(word_sizes)})
+    return model
+
+
+def fit_document_frequencies(model: Model, docs: Sequence[Doc]) -> None:
+    """Count the features' document frequencies in `docs` (the training texts) into an NgramBOW.v2 model."""
+    features = model.get_ref("features")
+    rows = features.get_param("idf").shape[0]
+    frequencies = document_frequencies(docs, features.attrs["char_sizes"], features.attrs["word_sizes"], rows)
+    features.set_param("idf", features.ops.asarray1f(inverse_document_frequencies(frequencies, len(docs))))
+
+
+@registry.architectures(ARCHITECTURE_IDF)
+def build_ngram_bow_idf(char_sizes: list[int], word_sizes: list[int], word_weight: float = 1.0,
+                        length: int = 2**20, idf_rows: int = 2**20, nO: int | None = None) -> Model:
+    """TF-IDF weighted character + word n-grams -> sparse linear -> softmax (exclusive classes)."""
+    features = idf_ngram_features(char_sizes, word_sizes, word_weight, idf_rows)
+    sparse_linear = SparseLinear_v2(nO=nO, length=2 ** (length - 1).bit_length())
+    model = chain(features, sparse_linear, softmax_activation())
+    model.set_ref("output_layer", sparse_linear)
+    model.set_ref("features", features)
     model.attrs["multi_label"] = False
     return model
