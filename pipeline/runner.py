@@ -143,7 +143,10 @@ class PipelineRunner:
             return True
 
     def _observe_lag(self, committed: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
         for tp, offset in committed.items():
+            if tp not in assigned:  # revoked by a rebalance since the batch was fetched: no highwater to ask
+                continue
             end = self.consumer.highwater(tp)
             if end is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - offset))

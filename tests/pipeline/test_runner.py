@@ -99,3 +99,14 @@ def test_stored_batches_commit_in_order():
         return consumer.commits
 
     assert asyncio.run(scenario()) == [{TP: 3}, {TP: 5}, {TP: 9}]
+
+
+def test_lag_is_not_asked_of_a_partition_a_rebalance_took_away():
+    class StrictConsumer(FakeConsumer):
+        def highwater(self, tp):
+            assert tp in self.assignment(), "Partition is not assigned"  # as aiokafka's own check
+            return 10
+
+    runner = PipelineRunner(KafkaConfig(), None, producer=None, consumer=StrictConsumer([]))
+    revoked = TopicPartition(TP.topic, TP.partition + 1)
+    runner._observe_lag({TP: 4, revoked: 7})  # must not raise for the revoked one
