@@ -89,7 +89,7 @@ def test_all_texts_empty_is_an_error():
 def test_saved_model_records_its_features_and_reloads_them(model, tmp_path):
     model.save(tmp_path / "m")
     config = TextCatClassifier.load(tmp_path / "m").nlp.config["components"]["textcat"]["model"]
-    assert config["@architectures"] == ARCHITECTURE
+    assert config["@architectures"] == DEFAULT_SETTINGS.architecture
     assert config["char_sizes"] == list(DEFAULT_SETTINGS.char_sizes)
     assert config["word_sizes"] == list(DEFAULT_SETTINGS.word_sizes)
 
@@ -187,3 +187,27 @@ def test_balance_repeats_the_smaller_classes():
     assert balanced(examples, 0.0) is examples
     assert len(balanced(examples, 1.0)) == 8 + 2 * 4
     assert len(balanced(examples, 0.5)) == 8 + 2 * 2
+
+
+def test_v1_stays_selectable_and_round_trips(tmp_path):
+    data = rows()
+    v1 = dataclasses.replace(DEFAULT_SETTINGS, architecture=ARCHITECTURE, word_sizes=(1, 2), word_weight=1.0,
+                             learn_rate=0.001)
+    model = TextCatClassifier.train([t for t, _ in data], [y for _, y in data], seed=3, settings=v1)
+    assert [p.label for p in model.predict(COMPLAINT)] == ["complaint"] * len(COMPLAINT)
+    model.save(tmp_path / "v1")
+    loaded = TextCatClassifier.load(tmp_path / "v1")
+    assert loaded.nlp.config["components"]["textcat"]["model"]["@architectures"] == ARCHITECTURE
+    texts = COMPLAINT + PRAISE
+    assert [p.scores for p in loaded.predict(texts)] == [p.scores for p in model.predict(texts)]
+
+
+def test_the_shipped_v1_model_still_loads():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[2] / "classifiers" / "shipped" / "type" / "model"
+    if not shipped.exists():
+        pytest.skip("no shipped model in this checkout")
+    model = TextCatClassifier.load(shipped)
+    assert model.nlp.config["components"]["textcat"]["model"]["@architectures"] == ARCHITECTURE
+    assert model.predict(["the parcel never arrived, I want my money back"])[0].label in model.labels
