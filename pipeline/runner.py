@@ -94,7 +94,7 @@ class PipelineRunner:
                 prepared = await asyncio.to_thread(self.processor.prepare, records)
                 metrics.STEP_SECONDS.labels("prepare").observe(time.perf_counter() - started)
                 metrics.count_step("prepare", prepared.items)
-                self._stage_clock.publish(getattr(self.processor, "stage_seconds", {}))
+                self._stage_clock.publish(self.processor.stage_seconds)
                 if storing is not None and not await storing:
                     break  # that batch was not stored: committing a later one would skip it
                 storing = asyncio.create_task(self._store_and_commit(consumed, prepared, stop))

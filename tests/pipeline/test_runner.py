@@ -53,6 +53,7 @@ class FlakyStore:
     def __init__(self) -> None:
         self.prepared: list[Prepared] = []
         self.stored: list[Prepared] = []
+        self.stage_seconds: dict[str, float] = {}  # as the Processor it stands in for
 
     def prepare(self, raw):
         prepared = Prepared([], BatchResult())
