@@ -23,3 +23,8 @@ def nfkc_casefold(text: str) -> str:
     if len(text) > _CACHED_CHARS:
         return unicodedata.normalize("NFKC", text).casefold()
     return _cached(text)
+
+
+def clear_cache() -> None:
+    """Forget the kept results (benchmarks use it so that every text is new, as in the pipeline)."""
+    _cached.cache_clear()

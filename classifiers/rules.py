@@ -262,11 +262,8 @@ def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:
 
 
 class _LangRules:
-    """All cues of some lexicons, found in one pass: the literals a cue needs are looked up first,
-    and only those cues' regexes run. An Aho-Corasick automaton finds the literals of alphabetic
-    scripts; those starting with a Chinese character, an emoji or a symbol are found through the
-    text's set of characters and of character pairs (the automaton's root would branch thousands of
-    ways, which makes it slow on such text)."""
+    """All cues of some lexicons, found in one pass: an Aho-Corasick automaton finds the literals the
+    cues need, and only the cues whose literals occur run their regexes, from just before the first one."""
 
     def __init__(self, cues: list[tuple[str, _Compiled]]) -> None:
         self.cues = cues
@@ -276,37 +273,19 @@ class _LangRules:
             for needle in cue.needles:
                 by_needle[needle].append(i)
         self.automaton = ahocorasick.Automaton()
-        by_char: dict[str, list[int]] = defaultdict(list)
-        by_pair: dict[str, list[tuple[str, tuple[int, ...]]]] = defaultdict(list)
         for needle, indices in by_needle.items():
-            if needle[0] < _FIRST_SYMBOL:
-                self.automaton.add_word(needle, (len(needle), tuple(indices)))
-            elif len(needle) == 1:
-                by_char[needle].extend(indices)
-            else:
-                by_pair[needle[:2]].append((needle, tuple(indices)))
+            self.automaton.add_word(needle, (len(needle), tuple(indices)))
         if len(self.automaton):
             self.automaton.make_automaton()
-        self.by_char, self.by_pair = dict(by_char), dict(by_pair)
-        self.chars, self.pairs = frozenset(by_char), frozenset(by_pair)
 
     def matches(self, text: str) -> dict[str, list[tuple[_Compiled, re.Match[str]]]]:
         first: dict[int, int] = dict.fromkeys(self.always, 0)  # cue -> where its first needle starts
         if self.automaton.kind == ahocorasick.AHOCORASICK:
             for end, (length, indices) in self.automaton.iter(text):
+                start = end - length + 1  # hits come in order of their ends, not their starts
                 for i in indices:
-                    first.setdefault(i, end - length + 1)  # hits come in text order
-        if (self.chars or self.pairs) and not text.isascii():
-            for char in self.chars.intersection(text):
-                at = text.find(char)
-                for i in self.by_char[char]:
-                    first[i] = min(first.get(i, at), at)
-            for pair in self.pairs.intersection(map(str.__add__, text, text[1:])):
-                for needle, indices in self.by_pair[pair]:
-                    at = text.find(needle)
-                    if at >= 0:
-                        for i in indices:
-                            first[i] = min(first.get(i, at), at)
+                    if first.get(i, start) >= start:
+                        first[i] = start
         found: dict[str, list[tuple[_Compiled, re.Match[str]]]] = defaultdict(list)
         for i in sorted(first):
             section, cue = self.cues[i]
@@ -362,15 +341,16 @@ def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]
     return scores, why
 
 
-_MASH = re.compile(r"[bcdfghjklmnpqrstvwxz]{6,}", re.IGNORECASE)
+_MASH = re.compile(r"[bcdfghjklmnpqrstvwxzBCDFGHJKLMNPQRSTVWXZ]{6,}")  # cheaper than re.IGNORECASE
 _STUTTER = re.compile(r"(\w)\1{9,}|(\w{2,4})\2{5,}")
+_STUTTER_ROOM = re.compile(r"\w{10,}")  # a stutter lies inside one word run: scanning only those is cheaper
 _LAUGHTER = {"ha", "he", "hi", "hu", "ah", "eh", "ih", "haha", "hehe", "hihi", "kaka", "keke", "ja", "xa",
              "ха", "хе", "χα"}
 _URLISH = re.compile(r"https?://|www\.|\.(com|net|org|vn|ru|gr|cn)\b|@")
 _LETTER = re.compile(r"[^\W\d_]")
 _LONG_WORD = {"vi": 15}  # Vietnamese syllables have at most 7 letters: a 15-letter Latin run is not a word
 _ANY_LONG_WORD = 30
-_LONG_LATIN_RUN = {n: re.compile(rf"[a-z]{{{n},}}", re.IGNORECASE) for n in {*_LONG_WORD.values(), _ANY_LONG_WORD}}
+_LONG_LATIN_RUN = {n: re.compile(rf"[a-zA-Z]{{{n},}}") for n in {*_LONG_WORD.values(), _ANY_LONG_WORD}}
 _PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
 # noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
@@ -381,7 +361,9 @@ NOISE_CONFIDENCE = 0.6
 
 def _repeated_chunk(words: list[str]) -> str | None:
     """A three-word chunk pasted over and over: the text is mostly copies of it."""
-    if len(words) < 12:
+    # a chunk with n copies (overlapping ones included) has a word seen n times, and 3n must reach 60%
+    # of the words: counting words first is cheaper than counting every three-word window
+    if len(words) < 12 or max(Counter(words).values()) * 3 < len(words) * 0.6:
         return None
     chunk, n = Counter(zip(words, words[1:], words[2:], strict=False)).most_common(1)[0]
     return " ".join(chunk) if n >= 4 and n * 3 >= len(words) * 0.6 else None
@@ -404,9 +386,10 @@ def gibberish(text: str, lang: str = "und") -> str | None:
             token = text[text.rfind(" ", 0, match.start()) + 1:match.end() + 40].split(None, 1)[0]
             if not _URLISH.search(token):
                 return f"keyboard mashing {match.group(0)[:24]!r}"
-    for match in _STUTTER.finditer(text):
-        if (match.group(2) or "").lower() not in _LAUGHTER:
-            return f"stutter {match.group(0)[:16]!r}"
+    for room in _STUTTER_ROOM.finditer(text):
+        for match in _STUTTER.finditer(room.group(0)):
+            if (match.group(2) or "").lower() not in _LAUGHTER:
+                return f"stutter {match.group(0)[:16]!r}"
     chunk = _repeated_chunk(text.lower().split())
     if chunk is not None:
         return f"pasted over and over {chunk[:24]!r}"

@@ -28,7 +28,13 @@ from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
 from classifiers.normalise import nfkc_casefold
-from classifiers.textcat_features import ARCHITECTURE, ARCHITECTURE_IDF, fit_document_frequencies, model_doc
+from classifiers.textcat_features import (
+    ARCHITECTURE,
+    ARCHITECTURE_IDF,
+    fit_document_frequencies,
+    model_doc,
+    text_batch,
+)
 
 MAX_CHARS = 1000
 EMPTY_CONFIDENCE = 0.0
@@ -193,18 +199,24 @@ class TextCatClassifier:
 
     def predict(self, texts: Iterable[str], batch_size: int = 512) -> list[Prediction]:
         normalised = [model_text(t) for t in texts]
+        if self._char_tokens:
+            return self._predict_docs(normalised, batch_size)
         out: list[Prediction] = []
+        for start in range(0, len(normalised), batch_size):
+            batch = normalised[start:start + batch_size]
+            probabilities = self._textcat.model.ops.to_numpy(self._textcat.model.predict(text_batch(batch)))
+            out.extend(_prediction(text, dict(zip(self.labels, row.tolist(), strict=True)))
+                       for text, row in zip(batch, probabilities, strict=True))
+        return out
+
+    def _predict_docs(self, normalised: list[str], batch_size: int) -> list[Prediction]:
+        """Versions from before omnintake.NgramBOW read spaCy Docs."""
         # a memory zone frees the words of these texts from the vocabulary afterwards: a long-running
         # process would otherwise keep every word it has ever seen. Zones must not nest or overlap, and
         # one model is shared by the pipeline's threads, hence the lock.
         with self._lock, self.nlp.memory_zone():
             docs = self._textcat.pipe((self._model_doc(t) for t in normalised), batch_size=batch_size)
-            for text, doc in zip(normalised, docs, strict=True):
-                scores = {k: round(float(v), 4) for k, v in doc.cats.items()}
-                label = max(scores, key=scores.__getitem__)
-                confidence = scores[label] if text else EMPTY_CONFIDENCE
-                out.append(Prediction(label, confidence, scores))
-        return out
+            return [_prediction(text, doc.cats) for text, doc in zip(normalised, docs, strict=True)]
 
     def save(self, path: Path) -> None:
         self.nlp.to_disk(path)
@@ -226,6 +238,12 @@ class _Progress:
     def finish(self) -> None:
         self.total = self.done
         self.add(0)
+
+
+def _prediction(text: str, probabilities: dict[str, float]) -> Prediction:
+    scores = {k: round(float(v), 4) for k, v in probabilities.items()}
+    label = max(scores, key=scores.__getitem__)
+    return Prediction(label, scores[label] if text else EMPTY_CONFIDENCE, scores)
 
 
 def settings_dict(settings: TextCatSettings = DEFAULT_SETTINGS) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from spacy.attrs import ORTH
 from spacy.ml.models.textcat import SparseLinear_v2
+from spacy.strings import get_string_id
 from spacy.tokens import Doc
 from spacy.util import registry
 from spacy.vocab import Vocab
@@ -43,18 +45,54 @@ _GROUP_CHARS, _GROUP_WORDS = np.uint64(0x1000), np.uint64(0x2000)
 _KEY_BITS = 40  # of a key kept under the document index when counting; the linear layer has 2**20 rows
 
 
+def _words(text: str) -> list[str]:
+    return _TOKEN.findall(_IDEOGRAPH_RUN.sub(_IDEOGRAPHS, text))
+
+
 def model_doc(vocab: Vocab, text: str) -> Doc:
-    """The Doc the model reads: the words and punctuation of the text, which it also keeps whole.
-    Rebuilding `Doc.text` token by token would cost more than the whole model, and the tokens only
+    """The Doc the model reads in training: the words and punctuation of the text, which it also keeps
+    whole. Rebuilding `Doc.text` token by token would cost more than the whole model, and the tokens only
     serve as words, so their trailing spaces are left at spaCy's default."""
-    doc = Doc(vocab, words=_TOKEN.findall(_IDEOGRAPH_RUN.sub(_IDEOGRAPHS, text)))
+    doc = Doc(vocab, words=_words(text))
     doc.user_data[_TEXT] = text
     return doc
 
 
-def _doc_text(doc: Doc) -> str:
-    text = doc.user_data.get(_TEXT)
-    return doc.text if text is None else text
+@dataclass(frozen=True, slots=True)
+class TextBatch:
+    """What the features read of a batch of texts, for prediction without building spaCy Docs (which
+    cost more than the rest of the model): the texts, and their words' ORTH ids (as `Doc.to_array(ORTH)`
+    gives them) text after text."""
+
+    texts: list[str]
+    orths: np.ndarray
+    lengths: list[int]  # words per text
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def text_batch(texts: Sequence[str]) -> TextBatch:
+    words = [_words(text) for text in texts]
+    flat = [word for text_words in words for word in text_words]
+    ids = {word: get_string_id(word) for word in set(flat)}  # each distinct word hashed once
+    return TextBatch(list(texts), np.array([ids[w] for w in flat], dtype=np.uint64), [len(w) for w in words])
+
+
+Docs = Sequence[Doc] | TextBatch
+
+
+def _texts(docs: Docs) -> list[str]:
+    if isinstance(docs, TextBatch):
+        return docs.texts
+    return [doc.text if (text := doc.user_data.get(_TEXT)) is None else text for doc in docs]
+
+
+def _orths(docs: Docs) -> tuple[np.ndarray, list[int]]:
+    if isinstance(docs, TextBatch):
+        return docs.orths, docs.lengths
+    arrays = [doc.to_array(ORTH) for doc in docs]
+    return (np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint64)), [len(a) for a in arrays]
 
 
 def _char_keys(texts: Sequence[str], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +118,13 @@ def _char_keys(texts: Sequence[str], sizes: Sequence[int]) -> tuple[np.ndarray, 
     return np.concatenate(docs), np.concatenate(keys)
 
 
-def _word_keys(docs: Sequence[Doc], sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _word_keys(docs: Docs, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(document index, key) of every word n-gram of the given sizes in each document."""
-    arrays = [doc.to_array(ORTH) for doc in docs]
-    if not arrays:
+    orths, lengths = _orths(docs)
+    if not len(orths):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-    words = np.concatenate(arrays).astype(np.uint64)
-    doc_of = np.repeat(np.arange(len(docs), dtype=np.uint64), [len(a) for a in arrays])
+    words = orths.astype(np.uint64)
+    doc_of = np.repeat(np.arange(len(lengths), dtype=np.uint64), lengths)
     out_docs, out_keys = [], []
     with np.errstate(over="ignore"):
         for n in sizes:
@@ -134,12 +172,12 @@ def _idf_bucket(keys: np.ndarray, rows: int) -> np.ndarray:
         return ((keys * _MIX) >> np.uint64(32)) % np.uint64(rows)
 
 
-def extract(docs: Sequence[Doc], char_sizes: Sequence[int], word_sizes: Sequence[int],
+def extract(docs: Docs, char_sizes: Sequence[int], word_sizes: Sequence[int],
             word_weight: float, normalise: bool = True,
             idf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(keys, values, lengths) for spaCy's sparse linear layer, documents in order."""
     n = len(docs)
-    texts = [_doc_text(doc) for doc in docs]
+    texts = _texts(docs)
     c_owner, c_keys, c_vals = _weighted(*_char_keys(texts, char_sizes), n, normalise, idf)
     parts_owner, parts_keys, parts_vals = [c_owner], [c_keys], [c_vals]
     if word_sizes:
@@ -182,7 +220,7 @@ def document_frequencies(docs: Sequence[Doc], char_sizes: Sequence[int], word_si
     counts = np.zeros(rows, dtype=np.int64)
     for start in range(0, len(docs), chunk):
         part = docs[start:start + chunk]
-        groups = [(_char_keys([_doc_text(doc) for doc in part], char_sizes), 0)]
+        groups = [(_char_keys(_texts(part), char_sizes), 0)]
         if word_sizes:
             groups.append((_word_keys(part, word_sizes), 1 << _KEY_BITS))
         for (doc_ids, keys), group_bit in groups:

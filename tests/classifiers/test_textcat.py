@@ -211,3 +211,49 @@ def test_the_shipped_v1_model_still_loads():
     model = TextCatClassifier.load(shipped)
     assert model.nlp.config["components"]["textcat"]["model"]["@architectures"] == ARCHITECTURE
     assert model.predict(["the parcel never arrived, I want my money back"])[0].label in model.labels
+
+
+MIXED = [
+    "giao hàng chậm quá",
+    "房间很干净，服务好",
+    "abc中文def 123",
+    "",
+    "   ",
+    "Ο λογαριασμός μου κλειδώθηκε!!",
+    "деньги списали дважды",
+    "ok ok ok",
+    "x" * 3000,
+]
+
+
+@pytest.mark.parametrize("architecture", ["v1", "v2"])
+def test_prediction_without_docs_equals_prediction_through_spacy(architecture):
+    """`predict` reads a TextBatch instead of spaCy Docs: the features, and so the scores, are the same."""
+    data = rows()
+    settings = (
+        DEFAULT_SETTINGS
+        if architecture == "v2"
+        else dataclasses.replace(
+            DEFAULT_SETTINGS, architecture=ARCHITECTURE, word_sizes=(1, 2), word_weight=1.0, learn_rate=0.001
+        )
+    )
+    model = TextCatClassifier.train([t for t, _ in data], [y for _, y in data], seed=3, settings=settings)
+    texts = MIXED + COMPLAINT + PRAISE
+    through_docs = model._predict_docs([model_text(t) for t in texts], batch_size=4)
+    assert model.predict(texts, batch_size=5) == through_docs
+    assert len({p.label for p in through_docs}) == 2
+
+
+def test_text_batch_words_are_the_docs_words():
+    import numpy as np
+    import spacy
+    from spacy.attrs import ORTH
+
+    from classifiers.textcat_features import _orths, model_doc, text_batch
+
+    vocab = spacy.blank("xx").vocab
+    texts = [model_text(t) for t in MIXED]
+    orths, lengths = _orths(text_batch(texts))
+    doc_orths, doc_lengths = _orths([model_doc(vocab, t) for t in texts])
+    assert lengths == doc_lengths and np.array_equal(orths, doc_orths)
+    assert np.array_equal(orths[: lengths[0]], model_doc(vocab, texts[0]).to_array(ORTH))
