@@ -1,4 +1,5 @@
-"""The text normalisation the rules and the model share (NFKC, case-folded), computed once per text.
+"""The text normalisation the rules and the model share (NFKC, case-folded, and for the rules and newer
+models Greek accents removed), computed once per text.
 
 In a batch the rules and then the model read the same texts; NFKC is the costliest step for Chinese
 (full-width punctuation is a compatibility form), so the last few thousand results are kept.
@@ -6,6 +7,7 @@ In a batch the rules and then the model read the same texts; NFKC is the costlie
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -28,3 +30,25 @@ def nfkc_casefold(text: str) -> str:
 def clear_cache() -> None:
     """Forget the kept results (benchmarks use it so that every text is new, as in the pipeline)."""
     _cached.cache_clear()
+
+
+def _greek_fold_table() -> dict[int, str]:
+    table = {}
+    for code in (*range(0x0370, 0x0400), *range(0x1F00, 0x2000)):
+        base = "".join(ch for ch in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(ch))
+        if base and base != chr(code) and len(base) == 1:
+            table[code] = base
+    return table
+
+
+GREEK_FOLD = _greek_fold_table()
+_GREEK = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")  # translating with the table costs a lookup per character
+
+
+def fold(text: str) -> str:
+    """What the rules' cues (and models from omnintake.NgramBOW with `fold_accents`) see: NFKC, case-folded,
+    Greek accents and diaeresis removed (Greek tweets and SMS often come without them)."""
+    if not text.isascii():
+        text = nfkc_casefold(text)
+        return text.translate(GREEK_FOLD) if _GREEK.search(text) else text
+    return text.casefold()

@@ -13,7 +13,6 @@ and cues after a contrast word ("good, but ...") count double, those before it h
 from __future__ import annotations
 
 import re
-import unicodedata
 
 try:  # Python 3.11+: the regex parser lives in re._parser
     from re import _constants as sre_constants
@@ -30,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
-from classifiers.normalise import nfkc_casefold
+from classifiers.normalise import GREEK_FOLD, fold
 
 RULES_DIR = Path(__file__).with_name("rules")
 MODIFIERS = ("negation", "intensifier", "contrast")
@@ -38,27 +37,6 @@ _UNSPACED = {"zh", "ja"}
 _POLAR = {"complaint": "praise", "praise": "complaint"}
 _NEGATION_WINDOW = {"spaced": 14, "unspaced": 3}  # characters between a negator's end and the cue
 _CLAUSE_BREAK = re.compile(r"[.!?;,:\n。！？；，、…]")
-
-
-def _greek_fold_table() -> dict[int, str]:
-    table = {}
-    for code in (*range(0x0370, 0x0400), *range(0x1F00, 0x2000)):
-        base = "".join(ch for ch in unicodedata.normalize("NFD", chr(code)) if not unicodedata.combining(ch))
-        if base and base != chr(code) and len(base) == 1:
-            table[code] = base
-    return table
-
-
-_GREEK_FOLD = _greek_fold_table()
-_GREEK = re.compile("[\u0370-\u03ff\u1f00-\u1fff]")  # translating with the table costs a lookup per character
-
-
-def fold(text: str) -> str:
-    """What the cues see: NFKC, case-folded, Greek accents and diaeresis removed."""
-    if not text.isascii():
-        text = nfkc_casefold(text)
-        return text.translate(_GREEK_FOLD) if _GREEK.search(text) else text
-    return text.casefold()
 
 
 class RulesError(ValueError):
@@ -201,7 +179,7 @@ def required_literals(pattern: str) -> tuple[str, ...]:
 
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
-        source = cue.regex.translate(_GREEK_FOLD)
+        source = cue.regex.translate(GREEK_FOLD)
         return _Compiled(label, re.compile(source), cue.weight, f"regex {cue.regex!r}", required_literals(source),
                          _reach(source))
     folded = fold(cue.phrase)  # type: ignore[arg-type]

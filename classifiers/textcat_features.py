@@ -205,8 +205,10 @@ def ngram_features(char_sizes: Sequence[int], word_sizes: Sequence[int], word_we
 
 @registry.architectures(ARCHITECTURE)
 def build_ngram_bow(char_sizes: list[int], word_sizes: list[int], word_weight: float = 1.0,
-                    normalise: bool = True, length: int = 2**20, nO: int | None = None) -> Model:
-    """Weighted character + word n-grams -> sparse linear -> softmax (exclusive classes)."""
+                    normalise: bool = True, length: int = 2**20, nO: int | None = None,
+                    fold_accents: bool = False) -> Model:
+    """Weighted character + word n-grams -> sparse linear -> softmax (exclusive classes). `fold_accents`
+    is read by TextCatClassifier, which prepares the texts (kept in the config, so a saved model keeps it)."""
     sparse_linear = SparseLinear_v2(nO=nO, length=2 ** (length - 1).bit_length())
     model = chain(ngram_features(char_sizes, word_sizes, word_weight, normalise), sparse_linear, softmax_activation())
     model.set_ref("output_layer", sparse_linear)
@@ -263,7 +265,8 @@ def fit_document_frequencies(model: Model, docs: Sequence[Doc]) -> None:
 
 @registry.architectures(ARCHITECTURE_IDF)
 def build_ngram_bow_idf(char_sizes: list[int], word_sizes: list[int], word_weight: float = 1.0,
-                        length: int = 2**20, idf_rows: int = 2**20, nO: int | None = None) -> Model:
+                        length: int = 2**20, idf_rows: int = 2**20, nO: int | None = None,
+                        fold_accents: bool = False) -> Model:
     """TF-IDF weighted character + word n-grams -> sparse linear -> softmax (exclusive classes)."""
     features = idf_ngram_features(char_sizes, word_sizes, word_weight, idf_rows)
     sparse_linear = SparseLinear_v2(nO=nO, length=2 ** (length - 1).bit_length())

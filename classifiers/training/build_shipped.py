@@ -58,9 +58,10 @@ def _small_settings() -> dict[str, Any]:
     except ImportError:  # a textcat without settings: its defaults
         return {}
     # the shipped model stays on v1 (raw counts), the one measured against the out-of-the-box targets;
-    # `train`'s default moved to v2 (TF-IDF) on the labelled sets' halves
+    # `train`'s default moved to v2 (TF-IDF) on the labelled sets' halves. Folding Greek accents took
+    # el-banking-tweets (accent-free) from 0.757 to 0.729 out of the box, so the shipped model keeps them
     return {"settings": TextCatSettings(hash_rows=HASH_ROWS, architecture="omnintake.NgramBOW.v1", word_sizes=(1, 2),
-                                        word_weight=1.0, learn_rate=0.001)}
+                                        word_weight=1.0, learn_rate=0.001, fold_accents=False)}
 
 
 def build(out: Path, banking77: Path | None) -> ModelMetadata:

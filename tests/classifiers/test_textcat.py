@@ -239,7 +239,7 @@ def test_prediction_without_docs_equals_prediction_through_spacy(architecture):
     )
     model = TextCatClassifier.train([t for t, _ in data], [y for _, y in data], seed=3, settings=settings)
     texts = MIXED + COMPLAINT + PRAISE
-    through_docs = model._predict_docs([model_text(t) for t in texts], batch_size=4)
+    through_docs = model._predict_docs([model_text(t, model.fold_accents) for t in texts], batch_size=4)
     assert model.predict(texts, batch_size=5) == through_docs
     assert len({p.label for p in through_docs}) == 2
 
@@ -257,3 +257,16 @@ def test_text_batch_words_are_the_docs_words():
     doc_orths, doc_lengths = _orths([model_doc(vocab, t) for t in texts])
     assert lengths == doc_lengths and np.array_equal(orths, doc_orths)
     assert np.array_equal(orths[: lengths[0]], model_doc(vocab, texts[0]).to_array(ORTH))
+
+
+def test_greek_accents_fold_when_the_model_says_so_and_the_setting_is_saved(model, tmp_path):
+    accented, plain = "Η εξυπηρέτηση ήταν άψογη, ευχαριστώ!", "η εξυπηρετηση ηταν αψογη, ευχαριστω!"
+    assert model.fold_accents
+    assert model.predict([accented])[0].scores == model.predict([plain])[0].scores
+    model.save(tmp_path / "folded")
+    assert TextCatClassifier.load(tmp_path / "folded").fold_accents
+    data = rows()
+    unfolded = TextCatClassifier.train([t for t, _ in data], [y for _, y in data], seed=3,
+                                       settings=dataclasses.replace(DEFAULT_SETTINGS, fold_accents=False))
+    assert not unfolded.fold_accents
+    assert unfolded.predict([accented])[0].scores != unfolded.predict([plain])[0].scores
