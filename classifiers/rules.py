@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ahocorasick
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
@@ -389,9 +390,16 @@ def _shouting(text: str) -> bool:
     if len(lower) != len(text) or len(upper) != len(text):  # a letter such as "ß" changes length
         letters = [ch for ch in text if ch.isalpha() and (ch.isupper() or ch.islower())]
         return len(letters) >= 12 and sum(ch.isupper() for ch in letters) / len(letters) > 0.6
-    # counted in C: a capital changes when lowered, a small letter when uppercased
-    capitals, small = sum(map(str.__ne__, text, lower)), sum(map(str.__ne__, text, upper))
+    # a capital changes when lowered, a small letter when uppercased
+    capitals, small = _changed(text, lower), _changed(text, upper)
     return capitals + small >= 12 and capitals / (capitals + small) > 0.6
+
+
+def _changed(text: str, other: str) -> int:
+    """How many characters differ between two strings of one length: compared as code point arrays,
+    far cheaper than a character loop in Python."""
+    return int(np.count_nonzero(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+                                != np.frombuffer(other.encode("utf-32-le"), dtype=np.uint32)))
 
 
 class RuleClassifier:
