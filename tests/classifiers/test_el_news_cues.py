@@ -1,0 +1,52 @@
+"""Greek bank news polarity: good and bad news about banks (written by the team, not taken from
+any data set) get the rules' complaint or praise, with and without accents."""
+
+import pytest
+
+from classifiers.rules import RuleClassifier
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return RuleClassifier()
+
+
+GOOD_NEWS = [
+    "Η τράπεζα βραβεύτηκε για τις ψηφιακές υπηρεσίες της",
+    "δωρεά ιατρικού εξοπλισμού στο νοσοκομείο από την τράπεζα",
+    "αναστολή δόσεων για τους πληγέντες από τις πλημμύρες",
+    "μεταφορές χωρίς προμήθεια από το κινητό",
+    "άτοκες δόσεις με την πιστωτική κάρτα",
+    "νέες προσλήψεις και πρόγραμμα πρακτικής άσκησης για αποφοίτους",
+]
+BAD_NEWS = [
+    "νέο χαράτσι στις αναλήψεις από ΑΤΜ",
+    "οι εισπρακτικές εταιρείες παίρνουν τηλέφωνο κάθε μέρα",
+    "συνελήφθη πρώην στέλεχος τράπεζας για υπεξαίρεση",
+    "εθελουσία έξοδος και κλείσιμο καταστημάτων",
+    "ταλαιπωρία στα καταστήματα, το σύστημα έχει βλάβη",
+    "τσουχτερές προμήθειες για κάθε συναλλαγή στο γκισέ",
+]
+
+
+def _bare(text: str) -> str:
+    """As many tweets come: lower case, no accents."""
+    from classifiers.normalise import fold
+    return fold(text)
+
+
+@pytest.mark.parametrize("text", GOOD_NEWS + [_bare(t) for t in GOOD_NEWS])
+def test_good_news_about_banks_is_praise(rules, text):
+    labels = rules.classify(text, "el")
+    assert labels.type == "praise", labels.reasons
+
+
+@pytest.mark.parametrize("text", BAD_NEWS + [_bare(t) for t in BAD_NEWS])
+def test_bad_news_about_banks_is_a_complaint(rules, text):
+    labels = rules.classify(text, "el")
+    assert labels.type == "complaint", labels.reasons
+
+
+def test_no_fee_is_not_a_complaint_about_fees(rules):
+    assert rules.classify("μηδενική προμήθεια για αναλήψεις από ΑΤΜ άλλων τραπεζών", "el").type == "praise"
+    assert rules.classify("νέα προμήθεια για αναλήψεις από ΑΤΜ άλλων τραπεζών, αίσχος", "el").type == "complaint"
