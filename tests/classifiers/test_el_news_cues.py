@@ -3,6 +3,7 @@ any data set) get the rules' complaint or praise, with and without accents."""
 
 import pytest
 
+from classifiers.normalise import fold
 from classifiers.rules import RuleClassifier
 
 
@@ -46,7 +47,6 @@ BAD_NEWS = [
 
 def _bare(text: str) -> str:
     """As many tweets come: lower case, no accents."""
-    from classifiers.normalise import fold
     return fold(text)
 
 
