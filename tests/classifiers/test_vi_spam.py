@@ -26,6 +26,8 @@ def rules():
     "OTP cua quy khach la 123456, co hieu luc trong 2 phut.",
     "Thủ tướng vừa ký quyết định mới về phòng chống thiên tai tại các tỉnh miền Trung.",
     "XẢ KHO thanh lý toàn bộ giày thể thao, sdt: 0912 345 678 để được báo giá.",
+    # review padding: the same words pasted three times to reach a length
+    "Ấm đun ổn áp nha. Ấm đun ổn áp nha. Ấm đun ổn áp nha.",
     # off topic: a long text that names no purchase, order, delivery, price, service or verdict
     "Chiều hôm ấy trời đổ mưa rất to, cả nhóm ngồi trên căn gác nhỏ đầu ngõ kể cho nhau nghe chuyện hồi còn "
     "đi học, ai cũng cười nghiêng ngả. Rồi mỗi người một ngả, đứa vào Nam, đứa ra Bắc, nhiều năm sau mới "
