@@ -36,7 +36,8 @@ TARGETS = {"complaint_praise": 0.80, "spam_recall": 0.70, "spam_precision": 0.90
 
 
 def _rows(data: Path) -> dict[str, list[dict]]:
-    return {p.stem: [json.loads(line) for line in p.open(encoding="utf-8")] for p in sorted(data.glob("*.jsonl"))}
+    return {p.stem: [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            for p in sorted(data.glob("*.jsonl"))}
 
 
 def _ratio(hits: int, n: int) -> float | None:
@@ -80,7 +81,12 @@ def measure(data: Path, rules_only: bool = False) -> dict[str, object]:
         lang = pairs_[0][0]["lang"]
         per_lang[lang][0] += hits
         per_lang[lang][1] += len(pairs)
-        per_set[name] = {"lang": lang, "complaint_praise": _ratio(hits, len(pairs)), "n": len(pairs)}
+        # a few texts repeated hundreds of times (retweets) can decide a set's figure: also count each
+        # distinct (text, label) once
+        distinct = {(r["text"], r["proxy"]["type"]): lab.type for r, lab in pairs_ if r["proxy"].get("type") in POLAR}
+        distinct_hits = sum(gold == pred for (_, gold), pred in distinct.items())
+        per_set[name] = {"lang": lang, "complaint_praise": _ratio(hits, len(pairs)), "n": len(pairs),
+                         "complaint_praise_distinct": _ratio(distinct_hits, len(distinct)), "n_distinct": len(distinct)}
         for label in POLAR:
             per_set[name][f"{label}_recall"] = _ratio(sum(g == p == label for g, p in pairs),
                                                       sum(g == label for g, _ in pairs))
@@ -139,10 +145,11 @@ def checks(result: dict) -> list[tuple[str, float | None, float, bool | None]]:
 
 def table(result: dict) -> str:
     lines = [f"classifier: rules + {result['model']}" if result["model"] != "rules" else "classifier: rules",
-             f"{'set':<20} {'lang':<4} {'n':>6} {'cmp/prs':>8} {'cmp rec':>8} {'prs rec':>8}"]
+             f"{'set':<20} {'lang':<4} {'n':>6} {'cmp/prs':>8} {'cmp rec':>8} {'prs rec':>8} {'distinct':>9} {'n':>6}"]
     for name, fig in result["per_set"].items():
         lines.append(f"{name:<20} {fig['lang']:<4} {fig['n']:>6} {fig['complaint_praise']:>8.3f} "
-                     f"{fig['complaint_recall'] or 0:>8.3f} {fig['praise_recall'] or 0:>8.3f}")
+                     f"{fig['complaint_recall'] or 0:>8.3f} {fig['praise_recall'] or 0:>8.3f} "
+                     f"{fig['complaint_praise_distinct']:>9.3f} {fig['n_distinct']:>6}")
     lines.append("")
     lines.append(f"{'target':<44} {'figure':>10} {'target':>8}  met")
     for what, value, target, met in checks(result):
