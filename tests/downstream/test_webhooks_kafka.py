@@ -118,20 +118,22 @@ def test_every_event_reaches_a_receiver_that_was_down_in_order_and_the_healthy_o
             await flaky.stop()
             await healthy.stop()
 
-    figures = asyncio.run(scenario())
-    print(f"kafka: events={TOTAL} subscriptions=2 flaky requests={len(flaky.arrivals)} "
-          f"(500s={sum(a.status == 500 for a in flaky.arrivals)}) healthy requests={len(healthy.arrivals)} "
-          f"duplicates flaky={duplicates(flaky)} healthy={duplicates(healthy)} "
-          f"order violations flaky={order_violations(flaky)} healthy={order_violations(healthy)} "
-          f"drain after back={figures['drained_s']:.2f}s (first/50%/90% at {figures['profile']}) "
-          f"lag={figures['lag']}")
-    for receiver in (flaky, healthy):
-        assert receiver.bad_signatures == 0
-        assert order_violations(receiver) == 0
-        assert len({a.event_id for a in receiver.accepted()}) == TOTAL
-    # Only the SIGKILL can cause a repeat (a request answered but not yet recorded): at most what was in flight.
-    assert duplicates(flaky) == 0
-    assert duplicates(healthy) <= webhooks["max_in_flight"]
-    assert counts_by_status(engine) == {DELIVERED: 2 * TOTAL}
-    assert figures["lag"] == 0
-    engine.dispose()
+    try:
+        figures = asyncio.run(scenario())
+        print(f"kafka: events={TOTAL} subscriptions=2 flaky requests={len(flaky.arrivals)} "
+              f"(500s={sum(a.status == 500 for a in flaky.arrivals)}) healthy requests={len(healthy.arrivals)} "
+              f"duplicates flaky={duplicates(flaky)} healthy={duplicates(healthy)} "
+              f"order violations flaky={order_violations(flaky)} healthy={order_violations(healthy)} "
+              f"drain after back={figures['drained_s']:.2f}s (first/50%/90% at {figures['profile']}) "
+              f"lag={figures['lag']}")
+        for receiver in (flaky, healthy):
+            assert receiver.bad_signatures == 0
+            assert order_violations(receiver) == 0
+            assert len({a.event_id for a in receiver.accepted()}) == TOTAL
+        # Only the SIGKILL can cause a repeat (a request answered but not yet recorded): at most what was in flight.
+        assert duplicates(flaky) == 0
+        assert duplicates(healthy) <= webhooks["max_in_flight"]
+        assert counts_by_status(engine) == {DELIVERED: 2 * TOTAL}
+        assert figures["lag"] == 0
+    finally:
+        engine.dispose()

@@ -84,6 +84,8 @@ class Receiver:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # the sender died mid-request (a SIGKILL): no request
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
