@@ -336,6 +336,10 @@ _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must
 # or earn a reward is not a sincere message; alone it stays below the confidence where rules decide
 NOISE_WEIGHT = 6
 NOISE_CONFIDENCE = 0.6
+# padding (mashing, a stretched letter, a pasted chunk) outweighs any praise when no complaint cue is
+# present: padded praise is reward farming and costs little when taken for spam, while a complaint
+# padded the same way must still reach the queue. An emoji flood is too often sincere enthusiasm.
+_PADDING = ("keyboard mashing", "stutter", "pasted over and over")
 
 
 def _repeated_chunk(words: list[str]) -> str | None:
@@ -427,6 +431,8 @@ class RuleClassifier:
             if harm in signals:
                 type_scores["complaint"] += 2
                 type_why["complaint"].append(f"{harm} signal")
+        if noise is not None and noise.startswith(_PADDING) and not type_scores.get("complaint"):
+            type_scores["spam"] += type_scores.get("praise", 0.0)
         if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")

@@ -175,6 +175,19 @@ def test_gibberish_is_spam_with_the_evidence(rules, text):
     assert labels.urgency == "low"
 
 
+@pytest.mark.parametrize("text", ["Sản phẩm rất tốt, đẹp lắm, giao hàng nhanh, hài lòng jdjdjskskdjfjfjf",
+                                  "Great product, love it, excellent quality okokokokokokokokokokok"])
+def test_padding_outweighs_praise(rules, text):
+    labels = rules.classify(text, "en" if text.startswith("Great") else "vi")
+    assert labels.type == "spam", labels.reasons
+    assert labels.type_confidence >= 0.5
+
+
+def test_padding_does_not_hide_a_complaint(rules):
+    labels = rules.classify("Hàng bị lỗi, giao chậm, rất thất vọng jdjdjskskdjfjfjf", "vi")
+    assert labels.type == "complaint", labels.reasons
+
+
 @pytest.mark.parametrize("text", ["Áo đẹp lắm luônnnnnnn, giao nhanh", "hahahahahahaha thích quá",
                                   "Strengths of the new app: speed", "https://example.com/abc"])
 def test_emphasis_laughter_and_links_are_not_gibberish(text):
