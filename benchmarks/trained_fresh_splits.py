@@ -18,6 +18,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from classifiers.oob_report import DEFAULT_DATA
 
@@ -28,13 +29,24 @@ def _half(salt: str, text: str) -> int:
     return int(hashlib.sha1((salt + text).encode()).hexdigest()[:8], 16) % 2
 
 
-def reference_accuracy(train: list[dict], test: list[dict]) -> float:
+def halves(rows: list[dict], salt: str) -> tuple[list[dict], list[dict]]:
+    """Train and test halves by a salted hash of the text, as check.py splits (salt 'split:')."""
+    return [r for r in rows if _half(salt, r["text"]) == 0], [r for r in rows if _half(salt, r["text"]) == 1]
+
+
+def fit_reference(train: list[dict]) -> tuple[Any, Any]:
+    """The reference fitted on rows' `proxy.type`: (vectoriser, logistic regression)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vectoriser = TfidfVectorizer(analyzer="char", ngram_range=(1, 4))
     model = LogisticRegression(C=4, class_weight="balanced", max_iter=2000)
     model.fit(vectoriser.fit_transform([r["text"] for r in train]), [r["proxy"]["type"] for r in train])
+    return vectoriser, model
+
+
+def reference_accuracy(train: list[dict], test: list[dict]) -> float:
+    vectoriser, model = fit_reference(train)
     predicted = model.predict(vectoriser.transform([r["text"] for r in test]))
     return sum(p == r["proxy"]["type"] for p, r in zip(predicted, test, strict=True)) / len(test)
 
@@ -63,8 +75,7 @@ def main() -> None:
         lines = (args.data / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         rows = [r for r in map(json.loads, lines) if r["proxy"].get("type") in KEEP]
         for salt in args.salts.split(","):
-            train = [r for r in rows if _half(salt, r["text"]) == 0]
-            test = [r for r in rows if _half(salt, r["text"]) == 1]
+            train, test = halves(rows, salt)
             ours, reference = our_accuracy(train, test), reference_accuracy(train, test)
             print(f"{name} salt={salt!r} n_test={len(test)} ours={ours:.4f} reference={reference:.4f} "
                   f"diff={ours - reference:+.4f}", flush=True)
