@@ -27,14 +27,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from imapclient import IMAPClient
 from imapclient.imapclient import SocketTimeout
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.base import Connector, InputError, Sink, deliver_batch
+from connectors.config import ImapAccountConfig, ImapConfig
 from connectors.cursors import CursorStore
 from connectors.email_mime import parse_email
 from connectors.metrics import ConnectorMetrics
@@ -45,52 +45,6 @@ T = TypeVar("T")
 
 _PARTIAL_TEXT_BYTES = 256 * 1024  # of an oversized message, the start of its body is still read
 _HEADER_FIELD = re.compile(rb"^(message-id|from|subject):[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ImapAccountConfig(_Frozen):
-    name: str | None = Field(default=None, description="envelope account; the username when unset")
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535, description="993 with ssl, else 143")
-    security: Literal["ssl", "starttls", "none"] = "ssl"
-    ca_file: str | None = Field(default=None, description="CA bundle that signs the server's certificate")
-    verify_tls: bool = True
-    username: str = Field(min_length=1)
-    password: SecretStr | None = None
-    oauth2_token: SecretStr | None = Field(default=None, description="access token for XOAUTH2")
-    folders: tuple[str, ...] = Field(default=("INBOX",), min_length=1)
-    trusted_authserv_ids: tuple[str, ...] = Field(default=(), description="receiving servers whose "
-                                                  "Authentication-Results may mark a sender's email verified")
-
-    @model_validator(mode="after")
-    def _one_credential(self) -> ImapAccountConfig:
-        if (self.password is None) == (self.oauth2_token is None):
-            raise ValueError(f"imap account {self.username}@{self.host}: set exactly one of password, oauth2_token")
-        return self
-
-    @property
-    def account(self) -> str:
-        return self.name or self.username
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (993 if self.security == "ssl" else 143)
-
-
-class ImapConfig(_Frozen):
-    enabled: bool = False
-    accounts: tuple[ImapAccountConfig, ...] = ()
-    idle_timeout_s: float = Field(default=600.0, gt=0, le=1500, description="IDLE is renewed after this "
-                                  "(RFC 2177: servers may drop an IDLE after 29 minutes)")
-    poll_interval_s: float = Field(default=30.0, gt=0, description="when the server has no IDLE")
-    fetch_batch: int = Field(default=100, ge=1, le=5000, description="UIDs per FETCH and per sink call")
-    fetch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="bytes per FETCH of bodies")
-    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
-    timeout_s: float = Field(default=120.0, gt=0, description="socket connect and read timeout")
-    reconnect_max_s: float = Field(default=30.0, gt=0, description="cap of the reconnect backoff")
 
 
 def cursor_key(account: ImapAccountConfig, folder: str) -> str:

@@ -6,33 +6,24 @@ of them serves it even when `http_intake` itself (POST /v1/messages) is off.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
-from connectors.base import Connector, DropFolderConfig, HttpIntakeConfig, HttpRoutes
+from connectors.base import Connector, HttpRoutes
+from connectors.config import ConnectorsConfig
 from connectors.cursors import CursorStore
-from connectors.dropfolder import DropFolderConnector
-from connectors.email_imap import ImapConfig, ImapConnector
-from connectors.http_intake import HttpIntakeConnector
-from connectors.social_mastodon import MastodonConfig, MastodonConnector
-from connectors.social_meta import MetaConfig, MetaWebhookRoutes
-from connectors.social_x import XConfig, XWebhookRoutes
-from connectors.telegram import TelegramConfig, TelegramConnector, TelegramWebhookRoutes
-from connectors.transcripts import TranscriptRoutes, TranscriptsConfig
 
-
-class ConnectorsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    dropfolder: DropFolderConfig = DropFolderConfig()
-    http_intake: HttpIntakeConfig = HttpIntakeConfig()
-    transcripts: TranscriptsConfig = TranscriptsConfig()
-    imap: ImapConfig = ImapConfig()
-    telegram: TelegramConfig = TelegramConfig()
-    social_meta: MetaConfig = MetaConfig()
-    social_x: XConfig = XConfig()
-    social_mastodon: MastodonConfig = MastodonConfig()
+__all__ = ["ConnectorsConfig", "enabled_connectors"]
 
 
 def enabled_connectors(cfg: ConnectorsConfig, cursors: CursorStore) -> list[Connector]:
+    # imported here: each pulls in its client library, and only the service builds connectors
+    from connectors.dropfolder import DropFolderConnector
+    from connectors.email_imap import ImapConnector
+    from connectors.http_intake import HttpIntakeConnector
+    from connectors.social_mastodon import MastodonConnector
+    from connectors.social_meta import MetaWebhookRoutes
+    from connectors.social_x import XWebhookRoutes
+    from connectors.telegram import TelegramConnector, TelegramWebhookRoutes
+    from connectors.transcripts import TranscriptRoutes
+
     found: list[Connector] = []
     if cfg.dropfolder.enabled:
         found.append(DropFolderConnector(cfg.dropfolder))

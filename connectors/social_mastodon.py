@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.base import Connector, InputError, Sink, deliver_batch
+from connectors.config import MastodonConfig
 from connectors.cursors import CursorStore
 from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import attachment, text_or_placeholder
@@ -31,29 +31,6 @@ log = logging.getLogger(__name__)
 _BREAKS = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.I)
 _TAGS = re.compile(r"<[^>]+>")
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@[\w.-]+(?:@[\w.-]+)?)+\s*")
-
-
-class MastodonConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = False
-    instance_url: str = Field(default="", description="https://mastodon.example")
-    access_token: SecretStr = SecretStr("")
-    account: str = Field(default="mastodon", min_length=1)
-    own_account_id: str = ""
-    backlog: bool = Field(default=True, description="first run: every retained mention (False: the newest page)")
-    poll_interval_s: float = Field(default=30.0, gt=0)
-    page_limit: int = Field(default=40, ge=1, le=80)
-    retry_initial_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=300.0, gt=0)
-
-    @model_validator(mode="after")
-    def _required_when_enabled(self) -> MastodonConfig:
-        for key in ("instance_url", "access_token"):
-            value = getattr(self, key)
-            if self.enabled and not (value.get_secret_value() if isinstance(value, SecretStr) else value):
-                raise ValueError(f"connectors.social_mastodon.{key} is required when the connector is enabled")
-        return self
 
 
 def plain_text(content: str) -> str:

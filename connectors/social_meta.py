@@ -18,9 +18,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError
 
 from connectors.base import InputError, Sink
+from connectors.config import MetaConfig
 from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import (
     AcceptedKeys,
@@ -37,26 +38,6 @@ from pipeline.envelope import Attachment, Envelope, Sender
 PATH = "/webhooks/meta"
 _PLATFORMS = {"page": "messenger", "instagram": "instagram"}
 _FEED_ITEMS = {"comment", "post", "status", "photo", "video"}
-
-
-class MetaConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = False
-    account: str = Field(default="meta", min_length=1, description="envelope account for every Meta message")
-    app_secret: SecretStr = SecretStr("")
-    verify_token: SecretStr = SecretStr("")
-    page_ids: tuple[str, ...] = Field(default=(), description="our Facebook Page ids: their messages are skipped")
-    instagram_ids: tuple[str, ...] = Field(default=(), description="our Instagram account ids (and IGSIDs)")
-    max_body_bytes: int = Field(default=4_194_304, ge=1024)
-    remember_keys: int = Field(default=100_000, ge=0, description="accepted delivery keys kept to absorb redelivery")
-
-    @model_validator(mode="after")
-    def _secrets_when_enabled(self) -> MetaConfig:
-        for key in ("app_secret", "verify_token"):
-            if self.enabled and not getattr(self, key).get_secret_value():
-                raise ValueError(f"connectors.social_meta.{key} is required when the connector is enabled")
-        return self
 
 
 @dataclass

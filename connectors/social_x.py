@@ -17,9 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import ValidationError
 
 from connectors.base import InputError, Sink
+from connectors.config import XConfig
 from connectors.metrics import ConnectorMetrics
 from connectors.social_webhooks import (
     AcceptedKeys,
@@ -34,25 +35,6 @@ from pipeline.envelope import Envelope, Sender
 
 PATH = "/webhooks/x"
 _ENVELOPE_KEYS = {"for_user_id", "users", "user_has_blocked", "is_blocked_by", "source", "apps"}
-
-
-class XConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = False
-    account: str = Field(default="x", min_length=1, description="envelope account, e.g. x:@shop")
-    consumer_secret: SecretStr = SecretStr("")
-    user_id: str = Field(default="", description="our own account's user id: its tweets and DMs are skipped")
-    max_body_bytes: int = Field(default=4_194_304, ge=1024)
-    remember_keys: int = Field(default=100_000, ge=0, description="accepted delivery keys kept to absorb redelivery")
-
-    @model_validator(mode="after")
-    def _required_when_enabled(self) -> XConfig:
-        if self.enabled and not self.consumer_secret.get_secret_value():
-            raise ValueError("connectors.social_x.consumer_secret is required when the connector is enabled")
-        if self.enabled and not self.user_id:
-            raise ValueError("connectors.social_x.user_id is required when the connector is enabled")
-        return self
 
 
 def sign(secret: str, data: bytes) -> str:

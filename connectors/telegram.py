@@ -18,17 +18,17 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from connectors.base import Connector, Sink, deliver_batch
+from connectors.config import TelegramConfig
 from connectors.cursors import CursorStore
 from connectors.http_intake import hand_over
 from connectors.metrics import ConnectorMetrics
@@ -39,58 +39,7 @@ from connectors.telegram_updates import Skip, to_envelope
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# the first four carry messages; the others can be asked for (they advance the cursor, logged as skipped)
-UpdateType = Literal["message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member",
-                     "chat_member", "callback_query", "message_reaction"]
 WEBHOOK_PATH = "/webhooks/telegram"
-
-
-class TelegramConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    enabled: bool = False
-    token: SecretStr | None = Field(default=None, description="bot token from @BotFather, <bot id>:<secret>")
-    base_url: str = Field(default="https://api.telegram.org/bot", description="the token is appended")
-    mode: Literal["polling", "webhook"] = "polling"
-    account: str = Field(default="telegram", min_length=1, description="envelope account, e.g. telegram:@shop_bot")
-    # a support intake wants what customers write and what they correct; channel posts are the
-    # business's own broadcasts, so they are opt-in
-    allowed_updates: tuple[UpdateType, ...] = ("message", "edited_message")
-    poll_timeout_s: int = Field(default=30, ge=0, le=600, description="long-polling wait per getUpdates")
-    batch_limit: int = Field(default=100, ge=1, le=100, description="getUpdates limit (Telegram's max is 100)")
-    request_timeout_s: float = Field(default=10.0, gt=0,
-                                     description="HTTP read timeout; getUpdates gets poll_timeout_s on top")
-    retry_initial_s: float = Field(default=1.0, gt=0)
-    retry_max_s: float = Field(default=60.0, gt=0)
-    webhook_url: str | None = Field(default=None, description="public HTTPS URL to register with setWebhook")
-    webhook_secret: SecretStr | None = Field(default=None, description="X-Telegram-Bot-Api-Secret-Token")
-
-    @model_validator(mode="after")
-    def _check(self) -> TelegramConfig:
-        if self.token is None:
-            if self.enabled:
-                raise ValueError("token: required when the telegram connector is enabled")
-        else:
-            bot_id, _, secret = self.token.get_secret_value().partition(":")
-            if not (bot_id.isdigit() and secret):
-                raise ValueError("token: expected <bot id>:<secret> as @BotFather gives it")
-        if self.enabled and self.mode == "webhook" and self.webhook_secret is None:
-            raise ValueError("webhook_secret: required in webhook mode (Telegram sends it in every request)")
-        if self.webhook_secret is not None:
-            value = self.webhook_secret.get_secret_value()
-            if not (1 <= len(value) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in value)):
-                raise ValueError("webhook_secret: 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
-        return self
-
-    @property
-    def token_value(self) -> str:
-        if self.token is None:
-            raise ValueError("token: not set")
-        return self.token.get_secret_value()
-
-    @property
-    def bot_id(self) -> str:
-        return self.token_value.split(":", 1)[0]
 
 
 def make_bot(cfg: TelegramConfig) -> Bot:

@@ -18,9 +18,9 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from connectors.base import InputError, Sink
+from connectors.config import TranscriptsConfig
 from connectors.metrics import ConnectorMetrics
 from connectors.transcript_formats import Transcript, assign_roles, parse_transcript
 from pipeline.envelope import Envelope, Sender
@@ -28,14 +28,6 @@ from pipeline.envelope import Envelope, Sender
 FORMATS = {".vtt": "vtt", ".srt": "srt", ".sbv": "sbv", ".json": "json", ".jsonl": "jsonl"}
 _CONTENT_TYPES = {"text/vtt": "vtt", "application/x-subrip": "srt", "text/srt": "srt", "text/sbv": "sbv",
                   "application/json": "json", "application/jsonl": "jsonl", "application/x-ndjson": "jsonl"}
-
-
-class TranscriptsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    enabled: bool = True
-    api_keys: tuple[SecretStr, ...] = ()
-    max_body_bytes: int = Field(default=5_000_000, ge=1024)
-    default_line: str = "phone"
 
 
 def normalise_phone(number: str) -> str:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifiers.language import LanguageConfig
-from connectors.registry import ConnectorsConfig
+from connectors.config import ConnectorsConfig
 from downstream.webhooks.config import WebhooksConfig
 
 ENV_PREFIX = "INTAKE_"
