@@ -7,6 +7,7 @@ import getpass
 import json
 import os
 import random
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,22 +159,39 @@ def classify_command(batch_size: int) -> None:
             click.echo(json.dumps(out, ensure_ascii=False))
 
     batch: list[Any] = []
-    for n, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
+    for n, raw in enumerate(sys.stdin.buffer, 1):
         try:
-            row = json.loads(line)
-            text = row.get("text")
-            if not isinstance(text, str):
-                raise ValueError("field 'text' is missing or not a string")
-            lang = row.get("lang") or detector.detect(text).lang
-            batch.append(Message(text, lang, row.get("channel")))
-        except (ValueError, AttributeError) as exc:
+            line = raw.decode("utf-8")
+            if not line.strip():
+                continue
+            batch.append(_message(json.loads(line), detector))
+        except UnicodeDecodeError:
+            batch.append({"error": f"line {n}: not valid UTF-8"})
+        except ValueError as exc:
             batch.append({"error": f"line {n}: {exc}"})
         if len(batch) >= batch_size:
             flush(batch)
             batch = []
     flush(batch)
+
+
+_LANG_CODE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*")
+
+
+def _message(row: object, detector: Any) -> Any:
+    """One `classify` input line as a Message; ValueError names what is wrong with it."""
+    from classifiers.combine import Message
+
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    text, lang, channel = row.get("text"), row.get("lang"), row.get("channel")
+    if not isinstance(text, str):
+        raise ValueError("field 'text' is missing or not a string")
+    if lang is not None and not (isinstance(lang, str) and _LANG_CODE.fullmatch(lang)):
+        raise ValueError("field 'lang' must be a language code such as 'vi' or 'zh-Hant'")
+    if channel is not None and not isinstance(channel, str):
+        raise ValueError("field 'channel' must be a string")
+    return Message(text, lang or detector.detect(text).lang, channel)
 
 
 @click.group("classifiers")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifiers.language_script import OWN_SCRIPT, STATISTICAL, ScriptRun, arabic_language, script_runs, sole_group
 from classifiers.language_words import HanModel, WordModel, words_of
+from classifiers.normalise import printable
 
 UNDETERMINED = "und"
 DEFAULT_LANGUAGES = ("en", "vi", "zh", "ru", "el", "es", "de", "fr", "pt", "ja", "ar", "th", "id", "tr", "uk",
@@ -61,7 +62,6 @@ _MIN_BLOCK_LETTERS = 20
 # of every word starts a scan to the word's end (quadratic in a word's length; a third of a tweet's cost).
 _SANITISE = re.compile(r"https?://\S+|www\.\S+|(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]"
                        r"|[\x00-\x08\x0b-\x1f\x7f]")
-_ODD_CHARS = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
 # Frequent pairs of Vietnamese syllables typed without diacritics; each one seen adds evidence.
 _VI_BARE_PAIRS = frozenset(
     "cam on|xin chao|don hang|giao hang|bao gio|tai sao|bao nhieu|khong duoc|chua nhan|hoan tien|doi tra|"
@@ -386,7 +386,7 @@ def _sanitise(text: str) -> str:
     if "@" in text or "://" in text or "www." in text:
         return _SANITISE.sub(lambda m: " " * len(m.group()), text)
     # without those marks only the one-character alternatives can match: a cheaper scan, usually nothing to do
-    return _ODD_CHARS.sub(" ", text) if _ODD_CHARS.search(text) else text
+    return printable(text)
 
 
 def _pieces(text: str) -> list[_Piece]:

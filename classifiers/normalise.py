@@ -12,6 +12,14 @@ import unicodedata
 from functools import lru_cache
 
 _CACHED_CHARS = 4000  # longer texts are normalised each time rather than held in the cache
+# lone surrogates (JSON allows "\udc00") cannot be encoded, and NUL separates texts inside the model
+ODD_CHARS = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """The text with lone surrogates and control characters (tab and line breaks aside) as spaces,
+    so every later step can encode it; same length as the input."""
+    return ODD_CHARS.sub(" ", text) if ODD_CHARS.search(text) else text
 
 
 @lru_cache(maxsize=4096)

@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
-from classifiers.normalise import GREEK_FOLD, fold
+from classifiers.normalise import GREEK_FOLD, fold, printable
 
 RULES_DIR = Path(__file__).with_name("rules")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the lexicons ten times faster
@@ -424,6 +424,7 @@ class RuleClassifier:
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:
         rules = self._by_lang.get(lang, self._fallback)
+        text = printable(text)
         folded = fold(text)
         found = rules.matches(folded)
         type_scores, type_why = _score_types(folded, found, lang)

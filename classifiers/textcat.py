@@ -27,7 +27,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, minibatch
 from thinc.api import Adam
 
-from classifiers.normalise import fold, nfkc_casefold
+from classifiers.normalise import fold, nfkc_casefold, printable
 from classifiers.textcat_features import (
     ARCHITECTURE,
     ARCHITECTURE_IDF,
@@ -89,7 +89,7 @@ class Prediction:
 
 
 def model_text(text: str, fold_accents: bool = False) -> str:
-    return " ".join((fold if fold_accents else nfkc_casefold)(text).split())[:MAX_CHARS]
+    return " ".join((fold if fold_accents else nfkc_casefold)(printable(text)).split())[:MAX_CHARS]
 
 
 class TextCatClassifier:

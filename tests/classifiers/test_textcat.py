@@ -66,6 +66,16 @@ def test_a_megabyte_of_text_is_cut_not_a_crash(model):
     assert pred.label == "complaint"
 
 
+def test_nul_and_lone_surrogates_are_read_as_spaces_in_training_and_prediction(model):
+    # NUL separates texts inside the feature extractor, and a lone surrogate (valid in JSON) cannot be encoded
+    odd = ["terrible\x00service", "terrible \udc00 service", "great\x01food"]
+    assert [p.label for p in model.predict(odd)] == ["complaint", "complaint", "praise"]
+    data = rows()
+    texts = [t if i % 5 else t + "\x00\ud800" for i, (t, _) in enumerate(data)]
+    retrained = TextCatClassifier.train(texts, [y for _, y in data], seed=3)
+    assert [p.label for p in retrained.predict(odd)] == ["complaint", "complaint", "praise"]
+
+
 def test_one_class_is_an_error_naming_the_class():
     with pytest.raises(TrainingDataError, match=r"only one class.*'complaint'"):
         TextCatClassifier.train(["a", "b"], ["complaint", "complaint"])
