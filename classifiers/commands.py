@@ -9,6 +9,7 @@ import os
 import random
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from classifiers.control import ControlState
 
 HOLDOUT = 0.1
+MIN_PER_CLASS = 10  # fewer examples of a label than this: train warns
 TASK_LABELS: dict[str, tuple[str, ...]] = {"type": TYPES, "category": CATEGORIES, "urgency": URGENCIES}
 WORST_MISTAKES, MISTAKE_TEXT_CHARS = 20, 200  # kept in a version's metrics, shown on the console
 
@@ -276,6 +278,11 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
     """Train a model version from labelled JSONL; metrics come from a seeded 10% hold-out."""
     from classifiers.textcat import settings_dict  # spaCy loads with it: not for every command
 
+    store = ModelStore()
+    try:
+        store.refuse_existing(version)  # before the data is read and a model trained
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
     rows = list(read_labelled(data, text_field, label_field, missing_label_ok=False, task=field_task(label_field)))
     if not rows:
         raise DataError(f"{', '.join(data)}: no row has a {label_field!r} label")
@@ -285,7 +292,7 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
         rows, n_corrections = _with_corrections(rows, task, config)
         sources.append(f"corrections({n_corrections})")
     texts, labels = [r[0] for r in rows], [r[2] for r in rows]
-    store = ModelStore()
+    _warn_thin_classes(labels)
     metrics: dict[str, Any] = {}
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
@@ -310,6 +317,18 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
         raise click.ClickException(str(exc)) from None
     click.echo(f"model {version}: {task}, {len(rows)} examples, labels {list(model.labels)}, "
                f"hold-out accuracy {metrics.get('accuracy', 'n/a')} -> {path}")
+
+
+def _warn_thin_classes(labels: list[str]) -> None:
+    """A class with a handful of examples trains a model that seldom predicts it, and a 10% hold-out
+    then holds few or none of them: say so rather than let an accuracy of 1.0 speak for it."""
+    counts = Counter(labels)
+    thin = {label: n for label, n in sorted(counts.items()) if n < MIN_PER_CLASS}
+    if thin:
+        named = ", ".join(f"{label!r} {n}" for label, n in thin.items())
+        click.echo(f"warning: few examples of {named} (of {len(labels)}); the model will seldom predict "
+                   f"{'it' if len(thin) == 1 else 'them'} and the hold-out figures say little about "
+                   f"{'it' if len(thin) == 1 else 'them'}", err=True)
 
 
 def _with_corrections(rows: list[tuple[str, str, str]], task: str, config: str | None

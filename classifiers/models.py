@@ -76,11 +76,18 @@ class ModelStore:
             raise ModelStoreError(f"no model version {name!r} under {self.root}")
         return path
 
+    def exists(self, name: str) -> bool:
+        return self._dir(name).exists()
+
+    def refuse_existing(self, name: str) -> None:
+        """Versions are kept as trained: the history, shadow runs and evaluations refer to them by name."""
+        if self.exists(name):
+            raise ModelStoreError(f"version {name!r} already exists under {self.root}; train under a new name")
+
     def save(self, name: str, classifier: Any, meta: ModelMetadata) -> Path:
-        """Write a version (replacing a same-named version unless it is the active one)."""
+        """Write a new version; an existing name is refused."""
         target = self._dir(name)
-        if name == self.active():
-            raise ModelStoreError(f"version {name!r} is active; train under a new name")
+        self.refuse_existing(name)
         tmp = target.with_name(f".{name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

@@ -118,6 +118,19 @@ def test_training_file_with_a_missing_field_names_line_and_field(models, tmp_pat
     assert "field 'proxy.type' is missing" in run("train", "--data", data, "--version", "bad").output
 
 
+def test_train_refuses_an_existing_version_before_training_and_warns_of_thin_classes(models, tmp_path):
+    data = write(tmp_path / "thin.jsonl", [{"text": f"broken thing {i}", "proxy": {"type": "complaint"}}
+                                           for i in range(40)] + [{"text": "lovely", "proxy": {"type": "praise"}}])
+    first = CliRunner().invoke(classifiers_group, ["train", "--data", data, "--version", "v1"])
+    assert first.exit_code == 0, first.output
+    assert "warning: few examples of 'praise' 1 (of 41)" in first.stderr
+    created = json.loads((models / "versions" / "v1" / "metadata.json").read_text())["created_at"]
+    again = run("train", "--data", data, "--version", "v1")
+    assert again.exit_code != 0 and "version 'v1' already exists" in again.output
+    assert "warning" not in again.output  # refused before the data was read
+    assert json.loads((models / "versions" / "v1" / "metadata.json").read_text())["created_at"] == created
+
+
 def test_training_file_with_one_class_is_refused(models, tmp_path):
     data = write(tmp_path / "one.jsonl", [{"text": f"broken {i}", "proxy": {"type": "complaint"}} for i in range(30)])
     result = run("train", "--data", data, "--version", "one")

@@ -51,10 +51,13 @@ def test_unknown_or_bad_names_are_errors(store):
         store.promote("../etc")
 
 
-def test_the_active_version_cannot_be_overwritten(store):
+def test_no_version_is_overwritten_active_or_not(store):
+    before = store.metadata("v1")
     store.promote("v2")
-    with pytest.raises(ModelStoreError, match="'v2' is active"):
-        store.save("v2", FakeModel(), meta("v2"))
+    for name in ("v1", "v2"):
+        with pytest.raises(ModelStoreError, match=f"version '{name}' already exists"):
+            store.save(name, FakeModel(), meta(name))
+    assert store.metadata("v1") == before
 
 
 def test_data_hash_depends_on_texts_and_labels():
