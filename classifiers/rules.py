@@ -34,6 +34,20 @@ from classifiers.normalise import GREEK_FOLD, fold, printable
 
 RULES_DIR = Path(__file__).with_name("rules")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parses the lexicons ten times faster
+
+
+class _StrictLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
+    """A key given twice is an error: YAML would keep the second list and silently drop the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:  # type: ignore[override]
+        first_line: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first on line {first_line[key]})", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 MODIFIERS = ("negation", "intensifier", "contrast")
 _UNSPACED = {"zh", "ja"}
 _POLAR = {"complaint": "praise", "praise": "complaint"}
@@ -56,11 +70,15 @@ class Cue(BaseModel):
     def _one_of(self) -> Cue:
         if (self.phrase is None) == (self.regex is None):
             raise ValueError("give exactly one of phrase or regex")
+        if self.phrase is not None and not self.phrase.strip():
+            raise ValueError("empty phrase: it would match every message")
         if self.regex is not None:
             try:
                 self._pattern = re.compile(self.regex)
             except re.error as exc:
                 raise ValueError(f"regex does not compile: {exc}") from exc
+            if sre_parse.parse(self.regex).getwidth()[0] == 0:
+                raise ValueError("regex can match empty text: it would fire on every message")
         return self
 
 
@@ -225,18 +243,27 @@ def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
 def load_lexicon(path: Path) -> Lexicon:
     source = path.read_text(encoding="utf-8")
     try:
-        return Lexicon.model_validate(yaml.load(source, Loader=_YAML_LOADER))
+        lexicon = Lexicon.model_validate(yaml.load(source, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RulesError(f"{where}: not valid YAML: {problem}") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         line = _line_of(source, tuple(first["loc"]))
-        unknown = re.search(r"unknown keys \['([^']+)'", first["msg"])
+        message = first["msg"].removeprefix("Value error, ")
+        unknown = re.search(r"unknown keys \['([^']+)'", message)
         if unknown:  # a model-level check has no path: find the key itself
-            found = re.search(rf"^\s*{re.escape(unknown.group(1))}\s*:", source, re.MULTILINE)
+            found = re.search(rf"^[ \t]*{re.escape(unknown.group(1))}[ \t]*:", source, re.MULTILINE)
             line = source.count("\n", 0, found.start()) + 1 if found else line
-        raise RulesError(f"{path}{f':{line}' if line else ''}: {key}: {first['msg']}") from None
+        raise RulesError(f"{path}{f':{line}' if line else ''}: {f'{key}: ' if key else ''}{message}") from None
+    if lexicon.lang != path.stem:  # the file name is what the pipeline looks a language up by
+        found = re.search(r"^lang[ \t]*:", source, re.MULTILINE)
+        line = source.count("\n", 0, found.start()) + 1 if found else 1
+        raise RulesError(f"{path}:{line}: lang: {lexicon.lang!r} differs from the file name ({path.stem}.yaml)")
+    return lexicon
 
 
 def _compile_lexicon(lex: Lexicon) -> list[tuple[str, _Compiled]]:

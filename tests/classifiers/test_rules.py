@@ -210,6 +210,40 @@ def test_an_unknown_label_names_its_line(tmp_path):
         RuleClassifier(tmp_path)
 
 
+def test_an_unknown_label_after_a_blank_line_names_its_own_line_and_no_empty_key(tmp_path):
+    lines = ["lang: xx", "types:", "  complaint:", "    - {phrase: ok}", "", "  suggestionz:", "    - {phrase: x}"]
+    (tmp_path / "xx.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RulesError) as caught:
+        RuleClassifier(tmp_path)
+    assert str(caught.value).endswith("xx.yaml:6: types: unknown keys ['suggestionz']; allowed "
+                                      "['complaint', 'suggestion', 'inquiry', 'praise', 'spam']")
+
+
+@pytest.mark.parametrize(("cue", "error"), [
+    ("{regex: '', weight: 3}", "regex can match empty text"),
+    ("{regex: '(fire)?', weight: 3}", "regex can match empty text"),
+    ("{phrase: '  '}", "empty phrase"),
+])
+def test_a_cue_that_would_match_every_message_is_refused(tmp_path, cue, error):
+    lines = ["lang: xx", "urgency:", "  safety:", "    - {phrase: fire}", f"    - {cue}"]
+    (tmp_path / "xx.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RulesError, match=rf"xx.yaml:5: urgency.safety.1: {error}"):
+        RuleClassifier(tmp_path)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    lines = ["lang: xx", "urgency:", "  safety:", "    - {phrase: fire}", "  safety:", "    - {phrase: smoke}"]
+    (tmp_path / "xx.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RulesError, match=r"xx.yaml:5: not valid YAML: key 'safety' given twice \(first on line 3\)"):
+        RuleClassifier(tmp_path)
+
+
+def test_lang_must_be_the_file_name(tmp_path):
+    (tmp_path / "xx.yaml").write_text("# comment\nlang: en\ntypes: {}\n")
+    with pytest.raises(RulesError, match=r"xx.yaml:2: lang: 'en' differs from the file name \(xx.yaml\)"):
+        RuleClassifier(tmp_path)
+
+
 @pytest.mark.parametrize(("text", "lang"), [
     ("Hàng đẹp giao nhanh shkslwgwjwlwkwjwbwhwbwjwnqlqljqbwbq", "vi"),  # a Latin run no Vietnamese word has
     ("chất lượng tuyệt vời rất đáng tiềnnnnnnnnnnnnnnnnnn", "vi"),  # one letter stretched past emphasis
