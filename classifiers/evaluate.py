@@ -30,6 +30,9 @@ def task_of(labels: set[str]) -> str:
     raise ValueError(f"labels {sorted(labels)[:8]} are not all type, category or urgency labels")
 
 
+NO_LABEL = "(none)"  # the confusion matrix's column for predictions without a label
+
+
 def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
@@ -64,7 +67,9 @@ def report(items: Sequence[Scored], worst: int = 20) -> dict[str, Any]:
     """The JSON contract: n, accuracy, macro_f1, per_class, per_language (each with its own per-class
     figures), the confusion matrix and the most confident mistakes."""
     labels = sorted({i.gold for i in items} | {i.predicted for i in items if i.predicted is not None})
-    pairs = Counter((i.gold, i.predicted) for i in items)
+    if any(i.predicted is None for i in items):  # a category for a message not typed a complaint: still counted
+        labels.append(NO_LABEL)
+    pairs = Counter((i.gold, NO_LABEL if i.predicted is None else i.predicted) for i in items)
     by_lang: dict[str, list[Scored]] = defaultdict(list)
     for i in items:
         by_lang[i.lang].append(i)

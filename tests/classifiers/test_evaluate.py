@@ -21,6 +21,14 @@ def test_figures():
     assert [m["text"] for m in rep["worst_mistakes"]] == ["d", "b"]  # most confident mistake first
 
 
+def test_a_prediction_without_a_label_has_its_own_column_so_the_matrix_adds_up():
+    rep = report([Scored("a", "en", "billing", "billing", 0.9), Scored("b", "en", "delivery", None, 0.8)])
+    assert rep["n"] == 2 and rep["accuracy"] == 0.5
+    assert rep["confusion"] == {"labels": ["billing", "delivery", "(none)"],
+                                "matrix": [[1, 0, 0], [0, 0, 1], [0, 0, 0]]}
+    assert sum(map(sum, rep["confusion"]["matrix"])) == rep["n"]
+
+
 def test_task_follows_from_the_labels():
     assert task_of({"complaint", "spam"}) == "type"
     assert task_of({"billing", "delivery"}) == "category"
