@@ -110,21 +110,28 @@ SAFETY_AND_FRAUD = {
     "en": ["The charger caught fire and burned my hand", "My son got food poisoning after eating your chicken",
            "I got an electric shock from the kettle", "Someone used my card without my permission",
            "There is a payment on my account I did not make, this is fraud", "My card was stolen yesterday",
-           "my account has been hacked"],
+           "my account has been hacked", "There is a fire in my kitchen caused by your heater"],
     "vi": ["Sạc điện thoại bị cháy nổ, con tôi bị bỏng tay", "Cả nhà bị ngộ độc sau khi ăn đồ của quán",
            "Tôi bị điện giật khi cắm ấm siêu tốc", "Tài khoản của tôi bị hack, có giao dịch lạ",
            "Thẻ của tôi bị đánh cắp", "tai khoan bi hack, mat tien trong tai khoan",
-           "Đây là lừa đảo, tôi bị mất tiền trong tài khoản"],
+           "Đây là lừa đảo, tôi bị mất tiền trong tài khoản", "Có cháy trong bếp, do cái máy sưởi"],
     "zh": ["充电器着火了，把我的手烧伤了", "吃了你们的外卖以后全家食物中毒", "热水壶漏电，我被电到了",
-           "我的银行卡被盗刷了", "账户被盗，有一笔不是我本人的交易", "我遇到诈骗了，钱被转走了"],
+           "我的银行卡被盗刷了", "账户被盗，有一笔不是我本人的交易", "我遇到诈骗了，钱被转走了", "你们的取暖器引起了火灾"],
     "ru": ["Зарядка загорелась и обожгла мне руку", "После вашей шаурмы у всей семьи отравление",
            "Меня ударило током от чайника", "С моей карты украли деньги, это мошенничество",
            "Мой аккаунт взломали", "У меня украли карту"],
     "el": ["Ο φορτιστής πήρε φωτιά και κάηκε το χέρι μου", "Πάθαμε τροφική δηλητηρίαση από το φαγητό σας",
            "με χτυπησε ρευμα η συσκευη", "Μου έκλεψαν την κάρτα",
            "Έγινε απάτη, χάθηκαν τα χρήματα από τον λογαριασμό μου", "μου εκλεψαν την καρτα",
-           "εγινε απατη με την καρτα μου"],
+           "εγινε απατη με την καρτα μου", "Έπιασε φωτιά η θερμάστρα σας"],
 }
+
+
+@pytest.mark.parametrize(("text", "lang"), [("You should fire the agent who was rude to me", "en"),
+                                            ("My Fire TV stick stopped working", "en"),
+                                            ("Sản phẩm cháy hàng quá nhanh", "vi")])
+def test_fire_the_verb_a_fire_tv_and_sold_out_are_not_safety(rules, text, lang):
+    assert rules.classify(text, lang).urgency != "critical"
 
 
 @pytest.mark.parametrize("lang, text", [(lang, t) for lang, texts in SAFETY_AND_FRAUD.items() for t in texts])
