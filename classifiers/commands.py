@@ -352,12 +352,15 @@ def _with_corrections(rows: list[tuple[str, str, str]], task: str, config: str |
 
 @classifiers_group.command("promote")
 @click.argument("version")
+@click.option("--replace-task", is_flag=True, help="serve VERSION even though it predicts another label than the "
+              "model served now (that label is then left to the rules)")
 @config_option
-def promote_command(version: str, config: str | None) -> None:
+def promote_command(version: str, replace_task: bool, config: str | None) -> None:
     """Make VERSION the active model (running pipelines switch without a restart)."""
     from classifiers import rollout
 
-    state = change_versions(lambda engine, by: rollout.promote(engine, version, by), config)
+    state = change_versions(lambda engine, by: rollout.promote(engine, version, by, replace_task=replace_task),
+                            config)
     click.echo(f"active model: {version}")
     _published(state)
 

@@ -131,6 +131,8 @@ class ModelStore:
         if name is not None:
             self.model_path(name)
         state = self._state()
+        if name is not None and name == state["active"]:
+            raise ModelStoreError(f"version {name!r} is the active one: a shadow runs another version beside it")
         state["history"].append({"action": "shadow", "version": name, "previous": state["shadow"], "at": now()})
         state["shadow"] = name
         self._write_state(state)
@@ -138,9 +140,19 @@ class ModelStore:
     def history(self) -> list[dict[str, Any]]:
         return self._state()["history"]
 
-    def promote(self, name: str) -> None:
+    def promote(self, name: str, serving_task: str | None = None) -> None:
+        """Make `name` active. With `serving_task` (the task of the model the pipeline serves now), a
+        version predicting another label is refused: the pipeline serves one model, so promoting it
+        would leave that task to the rules alone."""
         self.model_path(name)
         state = self._state()
+        if name == state["active"]:
+            raise ModelStoreError(f"version {name!r} is already active; nothing changed")
+        task = self.metadata(name).task
+        if serving_task is not None and task != serving_task:
+            raise ModelStoreError(f"version {name!r} predicts {task}, the model the pipeline serves predicts "
+                                  f"{serving_task}: promoting it would leave {serving_task} to the rules alone "
+                                  f"(pass --replace-task to do that)")
         state["history"].append({"action": "promote", "version": name, "previous": state["active"], "at": now()})
         state["active"] = name
         self._write_state(state)

@@ -25,11 +25,23 @@ def _publish(engine: Engine, store: ModelStore, by: str) -> ControlState:
                                 f"could not be written: {exc.__class__.__name__}: {exc})") from exc
 
 
-def promote(engine: Engine, version: str, by: str, store: ModelStore | None = None) -> ControlState:
-    """Make `version` active. Raises ModelStoreError (nothing changed) or ControlNotWritten."""
+def promote(engine: Engine, version: str, by: str, store: ModelStore | None = None,
+            replace_task: bool = False) -> ControlState:
+    """Make `version` active. Raises ModelStoreError (nothing changed) or ControlNotWritten. A version
+    predicting another label than the model served now is refused unless `replace_task`."""
     store = store or ModelStore()
-    store.promote(version)
+    store.promote(version, serving_task=None if replace_task else serving_task(store))
     return _publish(engine, store, by)
+
+
+def serving_task(store: ModelStore) -> str | None:
+    """The task of the model the pipeline serves: the active version's, else the shipped model's."""
+    from classifiers.active_model import DEFAULT_TASK, SHIPPED_DIR
+
+    active = store.active()
+    if active is not None:
+        return store.metadata(active).task
+    return DEFAULT_TASK if (SHIPPED_DIR / DEFAULT_TASK).is_dir() else None
 
 
 def rollback(engine: Engine, by: str, store: ModelStore | None = None) -> ControlState:

@@ -60,6 +60,27 @@ def test_no_version_is_overwritten_active_or_not(store):
     assert store.metadata("v1") == before
 
 
+def test_promoting_the_active_version_again_or_shadowing_it_is_refused(store):
+    store.promote("v1")
+    with pytest.raises(ModelStoreError, match="'v1' is already active; nothing changed"):
+        store.promote("v1")
+    with pytest.raises(ModelStoreError, match="'v1' is the active one"):
+        store.set_shadow("v1")
+    assert [h["action"] for h in store.history()] == ["promote"]
+
+
+def test_a_version_for_another_task_is_refused_unless_asked_for(store):
+    from dataclasses import replace
+
+    store.save("u1", FakeModel(), replace(meta("u1"), task="urgency", labels=["low", "high"]))
+    store.promote("v1", serving_task="type")
+    with pytest.raises(ModelStoreError, match="'u1' predicts urgency, the model the pipeline serves predicts type"):
+        store.promote("u1", serving_task="type")
+    assert store.active() == "v1"
+    store.promote("u1", serving_task=None)  # --replace-task
+    assert store.active() == "u1"
+
+
 def test_data_hash_depends_on_texts_and_labels():
     assert data_hash([("a", "x")]) != data_hash([("a", "y")])
     assert data_hash([("a", "x")]) == data_hash([("a", "x")])
