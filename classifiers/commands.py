@@ -146,7 +146,9 @@ def _published(state: ControlState) -> None:
 @click.command("classify")
 @click.option("--batch-size", default=512, show_default=True)
 def classify_command(batch_size: int) -> None:
-    """Classify JSON lines ({"text", "lang"?, "channel"?}) from stdin: one JSON answer per line."""
+    """Classify JSON lines ({"text", "lang"?, "channel"?}) from stdin: one JSON answer per line
+    (blank lines are skipped; a line that cannot be read gets {"error": ...}). Without "lang" the
+    language is detected."""
     from classifiers.combine import Message
     from classifiers.language import LanguageDetector
 
@@ -221,6 +223,7 @@ def evaluate_command(data: str, text_field: str, label_field: str, version: str 
     if not rows:
         raise DataError(f"{data}: no row has a {label_field!r} label")
     task = _task({r[2] for r in rows}, data)
+    rows = _with_detected_lang(rows)
     texts = [r[0] for r in rows]
     if model is not None and meta is not None:
         if meta.task != task:
@@ -243,6 +246,16 @@ def evaluate_command(data: str, text_field: str, label_field: str, version: str 
     for lang, m in rep["per_language"].items():
         click.echo(f"  [{lang}] accuracy={m['accuracy']:.3f} n={m['n']}")
     click.echo("confusion matrix: " + ", ".join(rep["files"]))
+
+
+def _with_detected_lang(rows: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """Rows without a `lang` get the detected language, as `classify` and the pipeline give them."""
+    if all(lang != "und" for _, lang, _ in rows):
+        return rows
+    from classifiers.language import LanguageDetector
+
+    detector = LanguageDetector()
+    return [(text, detector.detect(text).lang if lang == "und" else lang, label) for text, lang, label in rows]
 
 
 def _fit(texts: list[str], labels: list[str], seed: int, title: str) -> Any:

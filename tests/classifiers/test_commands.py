@@ -79,6 +79,16 @@ def test_evaluate_skips_rows_without_a_label(models, tmp_path):
     assert (tmp_path / "ev" / "confusion.html").exists()
 
 
+def test_evaluate_detects_the_language_of_rows_without_one(models, tmp_path):
+    data = write(tmp_path / "nolang.jsonl", [
+        {"text": "The parcel arrived broken, I want a refund", "proxy": {"type": "complaint"}},
+        {"text": "Hàng đẹp, giao nhanh, rất hài lòng", "proxy": {"type": "praise"}},
+        {"text": "送餐太慢了，菜都凉了", "lang": "zh", "proxy": {"type": "complaint"}}])
+    result = run("evaluate", "--data", data, "--json", "--out", str(tmp_path / "ev"))
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)["per_language"]) == {"en", "vi", "zh"}
+
+
 def test_train_promote_classify_rollback(models, labelled, tmp_path):
     result = run("train", "--data", labelled, "--text-field", "text", "--label-field", "proxy.type", "--version", "v1")
     assert result.exit_code == 0, result.output
