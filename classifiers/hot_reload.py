@@ -23,7 +23,7 @@ from classifiers.active_model import LoadedModel, load_model
 from classifiers.control import ControlState, read_control
 from classifiers.live import LiveClassifier, Snapshot
 from classifiers.models import ModelStore
-from classifiers.rules import RULES_DIR, RuleClassifier
+from classifiers.rules import RULES_DIR, RuleClassifier, RulesError
 
 POLL_INTERVAL_S = 5.0
 log = logging.getLogger("classifiers.reload")
@@ -92,7 +92,10 @@ class ClassifierReloader:
         current = rules_hash(self.rules_dir)
         if current != snap.rules_hash:
             try:
-                rules = RuleClassifier(self.rules_dir)
+                reloaded = RuleClassifier(self.rules_dir)
+                if missing := sorted(snap.rules.languages - reloaded.languages):
+                    raise RulesError(f"no rules file for {', '.join(missing)} any more (deleted or renamed?)")
+                rules = reloaded
                 log.info("classifier: rules reloaded from %s (hash %s, was %s)", self.rules_dir, current, digest)
             except Exception as exc:  # RulesError names file and line; anything else must not stop the pipeline
                 log.error("classifier: rules in %s not reloaded, keeping the previous ones: %s", self.rules_dir, exc)

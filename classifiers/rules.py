@@ -449,6 +449,7 @@ class RuleClassifier:
         compiled = {lex.lang: _compile_lexicon(lex) for lex in map(load_lexicon, sorted(rules_dir.glob("*.yaml")))}
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
+        self.languages = frozenset(compiled)
 
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:

@@ -138,11 +138,15 @@ def test_rules_changes_are_picked_up_and_bad_rules_keep_the_old_ones(
     en.write_text(en.read_text() + "\n")
     assert reloader.refresh()
     assert "classifier: rules reloaded" in caplog.text and reloader.live.snapshot.rules is not before
-    good = reloader.live.snapshot.rules
+    good, good_source = reloader.live.snapshot.rules, en.read_text()
     en.write_text("lang: en\ntypes: [not a mapping\n")
     reloader.refresh()
     assert "rules in" in caplog.text and "not reloaded" in caplog.text
     assert reloader.live.snapshot.rules is good
+    en.write_text(good_source)
+    (rules_dir / "el.yaml").unlink()
+    reloader.refresh()
+    assert "no rules file for el any more" in caplog.text and reloader.live.snapshot.rules is good
     processor.process([record("My order arrived broken", "ann")])  # still classifies
     assert len(stored_reasons(engine)) == 1
     processor.close()
