@@ -10,7 +10,7 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,9 @@ def default_model(store: ModelStore) -> LoadedModel | None:
         return load_model(store, store.active())
     except ModelStoreError as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # damaged model files: say which version, not a traceback
+        raise click.ClickException(f"the active model version {store.active()!r} cannot be loaded "
+                                   f"({exc.__class__.__name__}: {exc}); roll back or promote another version") from None
 
 
 def combined(store: ModelStore) -> Any:
@@ -332,6 +335,16 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
                f"hold-out accuracy {metrics.get('accuracy', 'n/a')} -> {path}")
 
 
+def _warn_missing_labels(version: str, task: str, labels: Sequence[str]) -> None:
+    """A model trained on some of a task's labels never answers the others (a complaint / praise model
+    calls a question one of the two)."""
+    vocab = {"type": TYPES, "category": CATEGORIES, "urgency": URGENCIES}.get(task, ())
+    missing = [label for label in vocab if label not in labels]
+    if missing:
+        click.echo(f"note: {version} knows {len(vocab) - len(missing)} of the {len(vocab)} {task} labels; it never "
+                   f"answers {', '.join(missing)} (the rules still can, when they are confident)", err=True)
+
+
 def _warn_thin_classes(labels: list[str]) -> None:
     """A class with a handful of examples trains a model that seldom predicts it, and a 10% hold-out
     then holds few or none of them: say so rather than let an accuracy of 1.0 speak for it."""
@@ -371,7 +384,17 @@ def _with_corrections(rows: list[tuple[str, str, str]], task: str, config: str |
 def promote_command(version: str, replace_task: bool, config: str | None) -> None:
     """Make VERSION the active model (running pipelines switch without a restart)."""
     from classifiers import rollout
+    from classifiers.active_model import load_version
 
+    store = ModelStore()
+    try:
+        loaded = load_version(store, version)  # a version the pipelines could not load is not promoted
+    except ModelStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        raise click.ClickException(f"version {version!r} cannot be loaded ({exc.__class__.__name__}: {exc}); "
+                                   "nothing changed") from None
+    _warn_missing_labels(version, loaded.task, loaded.model.labels)
     state = change_versions(lambda engine, by: rollout.promote(engine, version, by, replace_task=replace_task),
                             config)
     click.echo(f"active model: {version}")

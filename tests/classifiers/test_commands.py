@@ -118,6 +118,30 @@ def test_train_promote_classify_rollback(models, labelled, tmp_path):
     assert out["type_source"] == "rules" and out["type"] == "inquiry"
 
 
+def test_a_version_that_cannot_be_loaded_is_not_promoted_and_a_damaged_active_one_is_named(models, labelled):
+    import os
+    import shutil
+
+    assert run("train", "--data", labelled, "--version", "v1").exit_code == 0
+    shutil.copytree(models / "versions" / "v1", models / "versions" / "bad")
+    for weights in (models / "versions" / "bad" / "model").rglob("model"):
+        weights.write_bytes(b"garbage")
+    refused = run("promote", "bad")
+    assert refused.exit_code != 0 and "version 'bad' cannot be loaded" in refused.output
+    assert json.loads(run("list", "--json").output)["active"] is None
+
+    promoted = CliRunner().invoke(classifiers_group, ["promote", "v1"])
+    assert promoted.exit_code == 0, promoted.output
+    assert "note: v1 knows 2 of the 5 type labels; it never answers suggestion, inquiry, spam" in promoted.stderr
+    for weights in (models / "versions" / "v1" / "model").rglob("model"):
+        weights.write_bytes(b"garbage")
+    meta = models / "versions" / "v1" / "metadata.json"
+    os.utime(meta, (meta.stat().st_atime, meta.stat().st_mtime + 5))  # a changed version is loaded again
+    result = run("classify", stdin=json.dumps({"text": "hello"}) + "\n")
+    assert result.exit_code != 0 and "the active model version 'v1' cannot be loaded" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_training_file_with_a_missing_field_names_line_and_field(models, tmp_path):
     data = write(tmp_path / "bad.jsonl", [{"text": "a", "proxy": {"type": "praise"}},
                                           {"body": "b", "proxy": {"type": "spam"}}])
