@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES
+from classifiers.normalise import nfkc_casefold, printable
 from pipeline.store.operator_schema import label_corrections
 from pipeline.store.schema import messages
 
@@ -80,8 +81,9 @@ def store_correction(conn: Connection, message_id: int, type_: str, category: st
 
 
 def same_text(text: str) -> str:
-    """The key under which a correction replaces a file's label: whitespace and case do not count."""
-    return " ".join(text.split()).casefold()
+    """The key under which a correction replaces a file's label: whitespace, case and Unicode
+    compatibility forms do not count (the pipeline stores NFKC text: "！" is kept as "!")."""
+    return " ".join(nfkc_casefold(printable(text)).split())
 
 
 def corrections_for_task(engine: Engine, task: str) -> list[tuple[str, str, str]]:

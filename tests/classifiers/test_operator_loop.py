@@ -231,6 +231,15 @@ def test_train_with_corrections_lets_them_win_over_file_labels(processor, engine
     assert meta["sources"] == ["train.jsonl", "corrections(2)"] and meta["n_examples"] == len(rows()) + 1
 
 
+def test_a_correction_matches_the_file_row_whatever_its_compatibility_forms():
+    from classifiers.corrections import same_text
+    from pipeline.stages.normalise import normalise_text
+
+    in_file = "送餐太慢了！菜都凉了，　差评？"
+    assert same_text(normalise_text(in_file)) == same_text(in_file)  # the pipeline stores NFKC text
+    assert same_text("ＲＥＦＵＮＤ  me") == same_text("refund me")
+
+
 def test_migration_0004_goes_down_and_up_on_sqlite(sqlite_url, engine):
     from alembic import command
     from sqlalchemy import inspect
