@@ -110,14 +110,16 @@ SAFETY_AND_FRAUD = {
     "en": ["The charger caught fire and burned my hand", "My son got food poisoning after eating your chicken",
            "I got an electric shock from the kettle", "Someone used my card without my permission",
            "There is a payment on my account I did not make, this is fraud", "My card was stolen yesterday",
-           "my account has been hacked", "There is a fire in my kitchen caused by your heater"],
+           "my account has been hacked", "There is a fire in my kitchen caused by your heater",
+           "There was broken glass in my food and my son cut his mouth"],
     "vi": ["Sạc điện thoại bị cháy nổ, con tôi bị bỏng tay", "Cả nhà bị ngộ độc sau khi ăn đồ của quán",
            "Tôi bị điện giật khi cắm ấm siêu tốc", "Tài khoản của tôi bị hack, có giao dịch lạ",
            "Thẻ của tôi bị đánh cắp", "tai khoan bi hack, mat tien trong tai khoan",
-           "Đây là lừa đảo, tôi bị mất tiền trong tài khoản", "Có cháy trong bếp, do cái máy sưởi"],
+           "Đây là lừa đảo, tôi bị mất tiền trong tài khoản", "Có cháy trong bếp, do cái máy sưởi",
+           "Có người lạ đã đăng nhập tài khoản của tôi và rút hết tiền"],
     "zh": ["充电器着火了，把我的手烧伤了", "吃了你们的外卖以后全家食物中毒", "热水壶漏电，我被电到了",
            "我的银行卡被盗刷了", "账户被盗，有一笔不是我本人的交易", "我遇到诈骗了，钱被转走了",
-           "你们的取暖器引起了火灾"],
+           "你们的取暖器引起了火灾", "外卖里有玻璃碎片，我孩子吃了嘴出血了"],
     "ru": ["Зарядка загорелась и обожгла мне руку", "После вашей шаурмы у всей семьи отравление",
            "Меня ударило током от чайника", "С моей карты украли деньги, это мошенничество",
            "Мой аккаунт взломали", "У меня украли карту"],
@@ -130,8 +132,9 @@ SAFETY_AND_FRAUD = {
 
 @pytest.mark.parametrize(("text", "lang"), [("You should fire the agent who was rude to me", "en"),
                                             ("My Fire TV stick stopped working", "en"),
-                                            ("Sản phẩm cháy hàng quá nhanh", "vi")])
-def test_fire_the_verb_a_fire_tv_and_sold_out_are_not_safety(rules, text, lang):
+                                            ("Sản phẩm cháy hàng quá nhanh", "vi"), ("这个玻璃杯很好看", "zh"),
+                                            ("Tôi đã rút hết tiền ra khỏi tài khoản rồi đóng tài khoản", "vi")])
+def test_fire_the_verb_a_fire_tv_sold_out_a_glass_cup_and_own_withdrawals_are_not_critical(rules, text, lang):
     assert rules.classify(text, lang).urgency != "critical"
 
 
