@@ -66,6 +66,8 @@ class Cue(BaseModel):
     phrase: str | None = None
     regex: str | None = None
     weight: float = Field(default=1.0, gt=0)
+    # False for a topic rather than a verdict ("refund"): "not refunded" is no praise
+    negatable: bool = True
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -111,6 +113,7 @@ class _Compiled:
     needles: tuple[str, ...]  # the pattern can only match text containing one of these
     reach: int  # the longest match (lookarounds aside), -1 when unbounded: no match starts further
     # than this before the first needle found
+    negatable: bool = True
 
 
 _MAX_VARIANTS = 256  # spellings of one needle set: the lookup tables take thousands
@@ -215,11 +218,12 @@ def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
         source = cue.regex.translate(GREEK_FOLD)
         # the cue compiled its regex when it was validated; folding seldom changes it
         pattern = cue._pattern if source == cue.regex and cue._pattern is not None else re.compile(source)
-        return _Compiled(label, pattern, cue.weight, f"regex {cue.regex!r}", *_analyse(source))
+        return _Compiled(label, pattern, cue.weight, f"regex {cue.regex!r}", *_analyse(source), cue.negatable)
     folded = fold(cue.phrase)  # type: ignore[arg-type]
     phrase = re.escape(folded)
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
-    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,), len(folded))
+    return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,), len(folded),
+                     cue.negatable)
 
 
 def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
@@ -341,7 +345,7 @@ def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]
         label, weight, note = cue.label, cue.weight, ""
         if label in _POLAR:
             start = match.start()
-            negator = _preceded(text, start, modifiers["negation"], window)
+            negator = _preceded(text, start, modifiers["negation"], window) if cue.negatable else None
             if negator is not None:
                 label, note = _POLAR[label], f" negated by {negator.strip()!r}"
                 weight = weight if label == "complaint" else weight / 2

@@ -172,6 +172,17 @@ def test_a_negated_praise_cue_says_so_in_its_reason(rules):
     assert any("negated by 'не'" in r for r in labels.reasons), labels.reasons
 
 
+@pytest.mark.parametrize(("text", "lang"), [
+    ("If you do not refund me I will post this on Facebook", "en"), ("再不退款我就发微博曝光你们", "zh"),
+    ("Shop chưa hoàn tiền cho tôi", "vi"), ("Нет возврата денег уже месяц", "ru"),
+    ("δεν εχω παρει επιστροφη χρηματων", "el")])
+def test_a_refund_not_given_is_no_praise(rules, text, lang):
+    # a refund is a topic, not a verdict: its cues are `negatable: false`
+    labels = rules.classify(text, lang)
+    assert labels.type == "complaint", labels.reasons
+    assert not any("negated" in r for r in labels.reasons)
+
+
 def test_greek_cues_match_accented_and_accent_free_text_alike(rules):
     accented = rules.classify("Μου έκλεψαν την κάρτα, είναι απάτη", "el")
     plain = rules.classify("μου εκλεψαν την καρτα, ειναι απατη", "el")
