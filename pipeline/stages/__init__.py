@@ -4,7 +4,7 @@ transaction, because they read and write tickets)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from classifiers.labels import Labels
@@ -28,6 +28,7 @@ class WorkItem:
     index: int = -1  # position in the batch it came in
     payload: bytes = b""  # the envelope's JSON as received
     near: NearSketch | None = None  # sketches for dedup, when a stage worker made them (else the store does)
+    ticket_notes: list[str] = field(default_factory=list)  # what the ticket stage changed and why, with the reasons
 
 
 class Stage(Protocol):

@@ -61,8 +61,11 @@ class TicketStage:
         elif ticket["type"] == "complaint" and ticket["category"] in (None, "other") and labels.category:
             ticket["category"] = labels.category
         level = max(URGENCIES.index(ticket["urgency"]), URGENCIES.index(labels.urgency))
-        if repeat and ticket["type"] == "complaint":
-            level = min(level + 1, URGENCIES.index("high")) if level < 2 else level
+        if repeat and ticket["type"] == "complaint" and level < 2:
+            level += 1
+            why = "the same text again" if decision.outcome in _REPEATS else f"message {ticket['message_count']}"
+            item.ticket_notes.append(f"signal repeat_contact: ticket urgency {URGENCIES[level]} ({why} on this "
+                                     f"complaint ticket)")
         if URGENCIES[level] != ticket["urgency"]:
             ticket["urgency"] = URGENCIES[level]
             ticket["sla_due_at"] = min(ticket["sla_due_at"], sla_due(ticket["created_at"], ticket["urgency"],
@@ -81,7 +84,8 @@ class TicketStage:
             "envelope_id": env.envelope_id, "channel": env.channel, "account": env.account,
             "message_id": env.message_id, "received_at": env.received_at.isoformat(),
             "language": item.language.lang, "type": labels.type, "category": labels.category,
-            "urgency": labels.urgency, "dedup_outcome": decision.outcome, "reasons": list(labels.reasons)}
+            "urgency": labels.urgency, "dedup_outcome": decision.outcome,
+            "reasons": [*labels.reasons, *item.ticket_notes]}
         snap = {k: (ticket[k].isoformat() if k in _TIMES else ticket[k]) for k in TicketSnapshot.model_fields}
         occurred = now.isoformat()
         cause = env.envelope_id

@@ -407,7 +407,7 @@ class SqlTicketStore:
             "language_confidence": lang.confidence, "type": labels.type,
             "type_confidence": labels.type_confidence, "category": labels.category,
             "urgency": labels.urgency, "dedup_outcome": decision.outcome, "dedup_reason": decision.reason,
-            "dedup_score": decision.score, "reasons": {"labels": list(labels.reasons),
+            "dedup_score": decision.score, "reasons": {"labels": [*labels.reasons, *item.ticket_notes],
                                                        "language": lang.as_dict()},
             "envelope": orjson.Fragment(item.payload) if item.payload else env.model_dump(mode="json"),
         }

@@ -55,6 +55,22 @@ def test_same_text_again_joins_the_open_ticket_and_counts_a_repeat(processor, en
     assert outcomes == ["new", "content_duplicate"]
 
 
+def test_a_repeated_complaint_raises_urgency_and_says_why(processor, engine, record):
+    text = "My order arrived broken and nobody answers my emails"
+    processor.process([record(text, "bob")])
+    processor.process([record(text, "bob")])
+    with engine.connect() as conn:
+        ticket = conn.execute(select(tickets)).mappings().one()
+        reasons = conn.execute(select(messages.c.reasons).order_by(messages.c.id)).scalars().all()
+        events = conn.execute(select(ticket_events.c.payload).order_by(ticket_events.c.id)).scalars().all()
+    assert ticket["type"] == "complaint" and ticket["urgency"] == "high"
+    note = "signal repeat_contact: ticket urgency high (the same text again on this complaint ticket)"
+    assert note not in reasons[0]["labels"] and note in reasons[1]["labels"]
+    reclassified = [e for e in events if e["type"] == "ticket.reclassified"]
+    assert reclassified[-1]["changes"]["urgency"] == ["normal", "high"]
+    assert note in [e for e in events if e["type"] == "ticket.message_appended"][-1]["message"]["reasons"]
+
+
 def test_customers_are_kept_apart(processor, engine, record):
     processor.process([record("hello", "a"), record("hello", "b")])
     assert count(engine, tickets) == 2
