@@ -338,7 +338,7 @@ def train_command(data: tuple[str, ...], text_field: str, label_field: str, vers
 def _warn_missing_labels(version: str, task: str, labels: Sequence[str]) -> None:
     """A model trained on some of a task's labels never answers the others (a complaint / praise model
     calls a question one of the two)."""
-    vocab = {"type": TYPES, "category": CATEGORIES, "urgency": URGENCIES}.get(task, ())
+    vocab = TASK_LABELS.get(task, ())
     missing = [label for label in vocab if label not in labels]
     if missing:
         click.echo(f"note: {version} knows {len(vocab) - len(missing)} of the {len(vocab)} {task} labels; it never "
