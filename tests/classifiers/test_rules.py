@@ -133,7 +133,13 @@ SAFETY_AND_FRAUD = {
 @pytest.mark.parametrize(("text", "lang"), [("You should fire the agent who was rude to me", "en"),
                                             ("My Fire TV stick stopped working", "en"),
                                             ("Sản phẩm cháy hàng quá nhanh", "vi"), ("这个玻璃杯很好看", "zh"),
-                                            ("Tôi đã rút hết tiền ra khỏi tài khoản rồi đóng tài khoản", "vi")])
+                                            ("Tôi đã rút hết tiền ra khỏi tài khoản rồi đóng tài khoản", "vi"),
+                                            ("Tôi bị trừ tiền 2 lần", "vi"), ("may co chay khong shop", "vi"),
+                                            ("双十一大出血，价格很划算", "zh"), ("快递箱子被划破了", "zh"),
+                                            ("My Kindle Fire started crashing", "en"),
+                                            ("Great deals at the fire sale", "en"),
+                                            ("One glass in my order arrived chipped", "en"),
+                                            ("Ο πυροσβεστήρας ήρθε χωρίς βάση", "el")])
 def test_fire_the_verb_a_fire_tv_sold_out_a_glass_cup_and_own_withdrawals_are_not_critical(rules, text, lang):
     assert rules.classify(text, lang).urgency != "critical"
 
@@ -174,8 +180,8 @@ def test_a_negated_praise_cue_says_so_in_its_reason(rules):
 
 @pytest.mark.parametrize(("text", "lang"), [
     ("If you do not refund me I will post this on Facebook", "en"), ("再不退款我就发微博曝光你们", "zh"),
-    ("Shop chưa hoàn tiền cho tôi", "vi"), ("Нет возврата денег уже месяц", "ru"),
-    ("δεν εχω παρει επιστροφη χρηματων", "el")])
+    ("Shop chưa hoàn tiền cho tôi", "vi"), ("Shop chua hoan tien cho toi", "vi"),
+    ("Нет возврата денег уже месяц", "ru"), ("δεν εχω παρει επιστροφη χρηματων", "el")])
 def test_a_refund_not_given_is_no_praise(rules, text, lang):
     # a refund is a topic, not a verdict: its cues are `negatable: false`
     labels = rules.classify(text, lang)
