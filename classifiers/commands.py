@@ -194,7 +194,7 @@ def _message(row: object, detector: Any) -> Any:
     text, lang, channel = row.get("text"), row.get("lang"), row.get("channel")
     if not isinstance(text, str):
         raise ValueError("field 'text' is missing or not a string")
-    if lang is not None and not (isinstance(lang, str) and _LANG_CODE.fullmatch(lang)):
+    if lang not in (None, "") and not (isinstance(lang, str) and _LANG_CODE.fullmatch(lang)):
         raise ValueError("field 'lang' must be a language code such as 'vi' or 'zh-Hant'")
     if channel is not None and not isinstance(channel, str):
         raise ValueError("field 'channel' must be a string")
@@ -395,9 +395,10 @@ def promote_command(version: str, replace_task: bool, config: str | None) -> Non
         raise click.ClickException(f"version {version!r} cannot be loaded ({exc.__class__.__name__}: {exc}); "
                                    "nothing changed") from None
     _warn_missing_labels(version, loaded.task, loaded.model.labels)
+    already = store.active() == version
     state = change_versions(lambda engine, by: rollout.promote(engine, version, by, replace_task=replace_task),
                             config)
-    click.echo(f"active model: {version}")
+    click.echo(f"active model: {version}" + (" (it already was: nothing recorded)" if already else ""))
     _published(state)
 
 

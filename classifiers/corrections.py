@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES
-from classifiers.normalise import nfkc_casefold, printable
+from pipeline.stages.normalise import normalise_text
 from pipeline.store.operator_schema import label_corrections
 from pipeline.store.schema import messages
 
@@ -82,8 +82,9 @@ def store_correction(conn: Connection, message_id: int, type_: str, category: st
 
 def same_text(text: str) -> str:
     """The key under which a correction replaces a file's label: whitespace, case and Unicode
-    compatibility forms do not count (the pipeline stores NFKC text: "！" is kept as "!")."""
-    return " ".join(nfkc_casefold(printable(text)).split())
+    compatibility forms do not count: the key is the text as the pipeline stores it (NFKC, no control or
+    zero-width characters: "！" is kept as "!"), case-folded."""
+    return " ".join(normalise_text(text).casefold().split())
 
 
 def corrections_for_task(engine: Engine, task: str) -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ from classifiers.active_model import LoadedModel, load_model
 from classifiers.control import ControlState, read_control
 from classifiers.live import LiveClassifier, Snapshot
 from classifiers.models import ModelStore
-from classifiers.rules import RULES_DIR, RuleClassifier, RulesError
+from classifiers.rules import RULES_DIR, RuleClassifier, RulesError, rule_files
 
 POLL_INTERVAL_S = 5.0
 log = logging.getLogger("classifiers.reload")
@@ -31,7 +31,7 @@ log = logging.getLogger("classifiers.reload")
 
 def rules_hash(rules_dir: Path = RULES_DIR) -> str:
     h = hashlib.sha256()
-    for path in sorted(rules_dir.glob("*.yaml")):
+    for path in rule_files(rules_dir):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 

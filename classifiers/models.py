@@ -140,22 +140,32 @@ class ModelStore:
     def history(self) -> list[dict[str, Any]]:
         return self._state()["history"]
 
-    def promote(self, name: str, serving_task: str | None = None) -> None:
-        """Make `name` active. With `serving_task` (the task of the model the pipeline serves now), a
-        version predicting another label is refused: the pipeline serves one model, so promoting it
+    def promote(self, name: str, serving_task: str | None = None) -> bool:
+        """Make `name` active; False when it already was (nothing recorded: rolling back must not
+        land on the same version). With `serving_task` (the task of the model the pipeline serves now),
+        a version predicting another label is refused: the pipeline serves one model, so promoting it
         would leave that task to the rules alone."""
         self.model_path(name)
         state = self._state()
         if name == state["active"]:
-            raise ModelStoreError(f"version {name!r} is already active; nothing changed")
+            return False
         task = self.metadata(name).task
         if serving_task is not None and task != serving_task:
             raise ModelStoreError(f"version {name!r} predicts {task}, the model the pipeline serves predicts "
                                   f"{serving_task}: promoting it would leave {serving_task} to the rules alone "
-                                  f"(pass --replace-task to do that)")
+                                  f"(`intake classifiers promote --replace-task` does that)")
         state["history"].append({"action": "promote", "version": name, "previous": state["active"], "at": now()})
         state["active"] = name
+        self._end_shadow_of_active(state)
         self._write_state(state)
+        return True
+
+    @staticmethod
+    def _end_shadow_of_active(state: dict[str, Any]) -> None:
+        """A version promoted or rolled back to while it ran in shadow stops being its own shadow."""
+        if state["shadow"] is not None and state["shadow"] == state["active"]:
+            state["history"].append({"action": "shadow", "version": None, "previous": state["shadow"], "at": now()})
+            state["shadow"] = None
 
     def rollback(self) -> str | None:
         """Make the version active before the current one active again; returns it (None: rules only)."""
@@ -167,5 +177,6 @@ class ModelStore:
         previous = promotes[-1]["previous"] if promotes else None
         state["history"].append({"action": "rollback", "version": previous, "previous": state["active"], "at": now()})
         state["active"] = previous
+        self._end_shadow_of_active(state)
         self._write_state(state)
         return previous

@@ -28,7 +28,9 @@ def _publish(engine: Engine, store: ModelStore, by: str) -> ControlState:
 def promote(engine: Engine, version: str, by: str, store: ModelStore | None = None,
             replace_task: bool = False) -> ControlState:
     """Make `version` active. Raises ModelStoreError (nothing changed) or ControlNotWritten. A version
-    predicting another label than the model served now is refused unless `replace_task`."""
+    predicting another label than the model served now is refused unless `replace_task`. Promoting the
+    active version again changes nothing but tells running pipelines again (the way to recover from
+    ControlNotWritten)."""
     store = store or ModelStore()
     store.promote(version, serving_task=None if replace_task else serving_task(store))
     return _publish(engine, store, by)

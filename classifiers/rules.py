@@ -45,6 +45,9 @@ class _StrictLoader(_YAML_LOADER):  # type: ignore[misc,valid-type]
             if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may repeat
                 continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, str | int | float | bool | None):  # a list or mapping as a key
+                raise yaml.constructor.ConstructorError(None, None, f"a key must be a name, not {key!r}",
+                                                        key_node.start_mark)
             if key in first_line:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} given twice (first on line {first_line[key]})", key_node.start_mark)
@@ -444,13 +447,18 @@ def _changed(text: str, other: str) -> int:
                                 != np.frombuffer(other.encode("utf-32-le"), dtype=np.uint32)))
 
 
+def rule_files(rules_dir: Path) -> list[Path]:
+    """The lexicons of a folder: `<lang>.yaml`, not the hidden temporary files an editor saves through."""
+    return sorted(p for p in rules_dir.glob("*.yaml") if not p.name.startswith("."))
+
+
 class RuleClassifier:
     """Scores a message against the lexicon of its language (all lexicons when it has none)."""
 
     name = "rules"
 
     def __init__(self, rules_dir: Path = RULES_DIR) -> None:
-        compiled = {lex.lang: _compile_lexicon(lex) for lex in map(load_lexicon, sorted(rules_dir.glob("*.yaml")))}
+        compiled = {lex.lang: _compile_lexicon(lex) for lex in map(load_lexicon, rule_files(rules_dir))}
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
         self.languages = frozenset(compiled)

@@ -10,12 +10,13 @@ from datetime import datetime
 from pathlib import Path
 
 from classifiers.rules import RULES_DIR, RuleClassifier, RulesError
+from classifiers.rules import rule_files as lexicon_files
 
 log = logging.getLogger(__name__)
 
 
 def rule_files(folder: Path = RULES_DIR) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return [p.stem for p in lexicon_files(folder)]
 
 
 def read(lang: str, folder: Path = RULES_DIR) -> str:

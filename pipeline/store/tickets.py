@@ -149,6 +149,8 @@ class SqlTicketStore:
             return self._apply(conn, items, now)
 
     def _apply(self, conn: Connection, items: Sequence[WorkItem], now: datetime) -> BatchOutcome:
+        for item in items:  # a retried batch (a conflict rolled it back) starts its ticket notes afresh
+            item.ticket_notes.clear()
         customer_of = self._resolve_customers(conn, items, now)
         evidence = [item.envelope for item in items if strong_evidence(item.envelope)]
         if evidence:

@@ -54,17 +54,17 @@ def test_classify_answers_every_odd_line_and_names_what_is_wrong(models):
     lines = [json.dumps({"text": "a\u0000b broken, refund now", "lang": "en"}),
              json.dumps({"text": "thanks \udc00 BUT THE SCREEN IS BROKEN AGAIN"}),
              "[1, 2]", json.dumps({"text": "x", "lang": 7}), json.dumps({"text": "x", "lang": "\ud800"}),
-             json.dumps({"text": "x", "channel": ["chat"]})]
+             json.dumps({"text": "x", "channel": ["chat"]}), json.dumps({"text": "Η κάρτα μου κλάπηκε", "lang": ""})]
     stdin = ("\n".join(lines) + "\n").encode() + b"\xff\xfe not utf-8\n"
     result = run("classify", stdin=stdin)
     assert result.exit_code == 0, result.output
     out = [json.loads(x) for x in result.output.splitlines()]
-    assert len(out) == 7
+    assert len(out) == 8 and out[6]["lang"] == "el"  # an empty lang is detected, as a missing one
     assert out[0]["type"] == "complaint" and out[1]["type"] in TYPES  # NUL and a lone surrogate: answered
     assert out[2]["error"] == "line 3: expected a JSON object, got list"
     assert "field 'lang' must be a language code" in out[3]["error"] and out[4]["error"].startswith("line 5")
     assert out[5]["error"] == "line 6: field 'channel' must be a string"
-    assert out[6]["error"] == "line 7: not valid UTF-8"
+    assert out[7]["error"] == "line 8: not valid UTF-8"
 
 
 def test_evaluate_skips_rows_without_a_label(models, tmp_path):

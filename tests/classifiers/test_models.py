@@ -60,13 +60,23 @@ def test_no_version_is_overwritten_active_or_not(store):
     assert store.metadata("v1") == before
 
 
-def test_promoting_the_active_version_again_or_shadowing_it_is_refused(store):
-    store.promote("v1")
-    with pytest.raises(ModelStoreError, match="'v1' is already active; nothing changed"):
-        store.promote("v1")
+def test_promoting_the_active_version_again_records_nothing_and_it_cannot_be_its_own_shadow(store):
+    assert store.promote("v1") is True
+    assert store.promote("v1") is False
     with pytest.raises(ModelStoreError, match="'v1' is the active one"):
         store.set_shadow("v1")
     assert [h["action"] for h in store.history()] == ["promote"]
+    assert store.rollback() is None  # not back onto v1
+
+
+def test_promoting_or_rolling_back_to_the_shadow_ends_shadow_mode(store):
+    store.promote("v1")
+    store.set_shadow("v2")
+    store.promote("v2")
+    assert (store.active(), store.shadow()) == ("v2", None)
+    store.set_shadow("v1")
+    store.rollback()
+    assert (store.active(), store.shadow()) == ("v1", None)
 
 
 def test_a_version_for_another_task_is_refused_unless_asked_for(store):

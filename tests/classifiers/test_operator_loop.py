@@ -238,6 +238,7 @@ def test_a_correction_matches_the_file_row_whatever_its_compatibility_forms():
     in_file = "送餐太慢了！菜都凉了，　差评？"
     assert same_text(normalise_text(in_file)) == same_text(in_file)  # the pipeline stores NFKC text
     assert same_text("ＲＥＦＵＮＤ  me") == same_text("refund me")
+    assert same_text("giao hàng\u200b chậm\x00") == same_text(normalise_text("giao hàng\u200b chậm\x00"))
 
 
 def test_migration_0004_goes_down_and_up_on_sqlite(sqlite_url, engine):

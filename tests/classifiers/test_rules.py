@@ -266,6 +266,18 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
         RuleClassifier(tmp_path)
 
 
+def test_a_list_as_a_key_is_a_rules_error(tmp_path):
+    (tmp_path / "xx.yaml").write_text("lang: xx\ntypes:\n  ? [complaint, praise]\n  : []\n")
+    with pytest.raises(RulesError, match=r"xx.yaml:3: not valid YAML: a key must be a name"):
+        RuleClassifier(tmp_path)
+
+
+def test_hidden_files_an_editor_saves_through_are_not_lexicons(tmp_path):
+    (tmp_path / "xx.yaml").write_text("lang: xx\ntypes:\n  complaint:\n    - {phrase: broken}\n")
+    (tmp_path / ".xx.k3j2.yaml").write_text("lang: xx\ntypes: [half written\n")
+    assert RuleClassifier(tmp_path).classify("it is broken", "xx").type == "complaint"
+
+
 def test_lang_must_be_the_file_name(tmp_path):
     (tmp_path / "xx.yaml").write_text("# comment\nlang: en\ntypes: {}\n")
     with pytest.raises(RulesError, match=r"xx.yaml:2: lang: 'en' differs from the file name \(xx.yaml\)"):

@@ -43,12 +43,13 @@ def test_operator_promotes_shadows_and_rolls_back(client: TestClient, auth: Call
         "v2", "v1", 3)
     back = client.post("/v1/classifiers/rollback", headers=auth("operator"))
     assert back.json()["active"] == "v1" and store.active() == "v1"
+    assert back.json()["shadow"] is None  # v1 was the shadow: it cannot shadow itself
     assert client.post("/v1/classifiers/shadow", json={"version": None}, headers=auth("operator")).json()[
         "shadow"] is None
     with engine.connect() as conn:
         control = read_control(conn)
     assert control is not None and (control.active_version, control.shadow_version) == ("v1", None)
-    assert [h["action"] for h in store.history()] == ["promote", "promote", "shadow", "rollback", "shadow"]
+    assert [h["action"] for h in store.history()] == ["promote", "promote", "shadow", "rollback", "shadow", "shadow"]
 
 
 def test_readers_see_versions_but_only_operators_and_admins_change_them(
