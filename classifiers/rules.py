@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ahocorasick
 import numpy as np
@@ -72,6 +73,7 @@ class Cue(BaseModel):
     # False for a topic rather than a verdict ("refund"): "not refunded" is no praise
     negatable: bool = True
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _parsed: object = PrivateAttr(default=None)  # the regex's parse, kept: parsing is most of the load time
 
     @model_validator(mode="after")
     def _one_of(self) -> Cue:
@@ -84,7 +86,8 @@ class Cue(BaseModel):
                 self._pattern = re.compile(self.regex)
             except re.error as exc:
                 raise ValueError(f"regex does not compile: {exc}") from exc
-            if sre_parse.parse(self.regex).getwidth()[0] == 0:
+            self._parsed = sre_parse.parse(self.regex)
+            if self._parsed.getwidth()[0] == 0:  # type: ignore[attr-defined]
                 raise ValueError("regex can match empty text: it would fire on every message")
         return self
 
@@ -204,11 +207,11 @@ def required_literals(pattern: str) -> tuple[str, ...]:
     return _analyse(pattern)[0]
 
 
-def _analyse(pattern: str) -> tuple[tuple[str, ...], int]:
-    """The required literals and the longest match (-1: unbounded), from one parse of the pattern:
-    parsing is most of what loading the lexicons costs."""
+def _analyse(pattern: str, parsed: Any = None) -> tuple[tuple[str, ...], int]:
+    """The required literals and the longest match (-1: unbounded), from one parse of the pattern
+    (`parsed` when the caller has it): parsing is most of what loading the lexicons costs."""
     try:
-        parsed = sre_parse.parse(pattern)
+        parsed = parsed if parsed is not None else sre_parse.parse(pattern)
     except re.error:
         return (), -1
     longest = parsed.getwidth()[1]
@@ -219,9 +222,11 @@ def _analyse(pattern: str) -> tuple[tuple[str, ...], int]:
 def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     if cue.regex is not None:
         source = cue.regex.translate(GREEK_FOLD)
-        # the cue compiled its regex when it was validated; folding seldom changes it
-        pattern = cue._pattern if source == cue.regex and cue._pattern is not None else re.compile(source)
-        return _Compiled(label, pattern, cue.weight, f"regex {cue.regex!r}", *_analyse(source), cue.negatable)
+        # the cue compiled and parsed its regex when it was validated; folding seldom changes it
+        unchanged = source == cue.regex and cue._pattern is not None
+        pattern = cue._pattern if unchanged else re.compile(source)
+        analysis = _analyse(source, cue._parsed if unchanged else None)
+        return _Compiled(label, pattern, cue.weight, f"regex {cue.regex!r}", *analysis, cue.negatable)
     folded = fold(cue.phrase)  # type: ignore[arg-type]
     phrase = re.escape(folded)
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
