@@ -384,20 +384,13 @@ def _with_corrections(rows: list[tuple[str, str, str]], task: str, config: str |
 def promote_command(version: str, replace_task: bool, config: str | None) -> None:
     """Make VERSION the active model (running pipelines switch without a restart)."""
     from classifiers import rollout
-    from classifiers.active_model import load_version
 
     store = ModelStore()
-    try:
-        loaded = load_version(store, version)  # a version the pipelines could not load is not promoted
-    except ModelStoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    except Exception as exc:
-        raise click.ClickException(f"version {version!r} cannot be loaded ({exc.__class__.__name__}: {exc}); "
-                                   "nothing changed") from None
-    _warn_missing_labels(version, loaded.task, loaded.model.labels)
     already = store.active() == version
     state = change_versions(lambda engine, by: rollout.promote(engine, version, by, replace_task=replace_task),
                             config)
+    meta = store.metadata(version)
+    _warn_missing_labels(version, meta.task, meta.labels)
     click.echo(f"active model: {version}" + (" (it already was: nothing recorded)" if already else ""))
     _published(state)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from classifiers.control import ControlState, write_control
-from classifiers.models import ModelStore
+from classifiers.models import ModelStore, ModelStoreError
 
 
 class ControlNotWritten(RuntimeError):
@@ -32,8 +32,24 @@ def promote(engine: Engine, version: str, by: str, store: ModelStore | None = No
     active version again changes nothing but tells running pipelines again (the way to recover from
     ControlNotWritten)."""
     store = store or ModelStore()
+    if store.active() != version:
+        check_loads(store, version)
     store.promote(version, serving_task=None if replace_task else serving_task(store))
     return _publish(engine, store, by)
+
+
+def check_loads(store: ModelStore, version: str) -> None:
+    """A version the pipelines could not load is not promoted (they would keep their model, but say
+    nothing to whoever promoted it)."""
+    from classifiers.active_model import load_version
+
+    try:
+        load_version(store, version)
+    except ModelStoreError:
+        raise
+    except Exception as exc:
+        raise ModelStoreError(f"version {version!r} cannot be loaded ({exc.__class__.__name__}: {exc}); "
+                              "nothing changed") from exc
 
 
 def serving_task(store: ModelStore) -> str | None:

@@ -9,6 +9,11 @@ from classifiers.models import ModelStore, ModelStoreError
 from tests.classifiers.test_models import FakeModel, meta
 
 
+@pytest.fixture(autouse=True)
+def _fake_models_load(monkeypatch):
+    monkeypatch.setattr("classifiers.active_model.load_version", lambda store, version: None)
+
+
 @pytest.fixture
 def store(tmp_path):
     s = ModelStore(tmp_path / "models")
@@ -42,3 +47,15 @@ def test_an_unwritable_control_row_is_said_after_the_file_changed(store):
     with pytest.raises(rollout.ControlNotWritten, match=r"active\.json updated, but running pipelines were not told"):
         rollout.promote(unmigrated, "v1", "olga", store)
     assert store.active() == "v1"
+
+
+def test_a_version_that_cannot_be_loaded_is_not_promoted(store, engine, monkeypatch):
+    def damaged(store, version):
+        raise ValueError("Expected object or value")
+
+    monkeypatch.setattr("classifiers.active_model.load_version", damaged)
+    with pytest.raises(ModelStoreError, match=r"version 'v1' cannot be loaded .*Expected object or value"):
+        rollout.promote(engine, "v1", "olga", store)
+    assert store.active() is None and store.history() == []
+    with engine.connect() as conn:
+        assert read_control(conn) is None

@@ -22,6 +22,7 @@ class _SavedModel:
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
     monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr("classifiers.active_model.load_version", lambda store, version: None)  # fake weights
     models = ModelStore()
     for n, name in enumerate(("v1", "v2"), start=1):
         models.save(name, _SavedModel(), ModelMetadata(name, "type", ["complaint", "praise"], "sha256:x", 10, 0,

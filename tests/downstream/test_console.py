@@ -168,6 +168,7 @@ def test_classifiers_page_promotes_and_shadows(console: TestClient, tokens: dict
     from classifiers.models import ModelMetadata, ModelStore
 
     monkeypatch.setenv("INTAKE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr("classifiers.active_model.load_version", lambda store, version: None)  # fake weights
     store = ModelStore()
     metrics = {"n": 10, "accuracy": 0.9, "macro_f1": 0.85,
                "per_class": {"complaint": {"precision": 1.0, "recall": 0.8, "f1": 0.889, "support": 5}},
