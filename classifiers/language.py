@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifiers.language_script import OWN_SCRIPT, STATISTICAL, ScriptRun, arabic_language, script_runs, sole_group
 from classifiers.language_words import HanModel, WordModel, words_of
-from classifiers.normalise import printable
+from classifiers.normalise import ODD_CHARS, printable
 
 UNDETERMINED = "und"
 DEFAULT_LANGUAGES = ("en", "vi", "zh", "ru", "el", "es", "de", "fr", "pt", "ja", "ar", "th", "id", "tr", "uk",
@@ -60,8 +60,8 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _MIN_BLOCK_LETTERS = 20
 # An address is tried only where a token starts, and its name part is never given back: otherwise every letter
 # of every word starts a scan to the word's end (quadratic in a word's length; a third of a tweet's cost).
-_SANITISE = re.compile(r"https?://\S+|www\.\S+|(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.]+|@\w+|[\ud800-\udfff]"
-                       r"|[\x00-\x08\x0b-\x1f\x7f]")
+_SANITISE = re.compile(r"https?://\S+|www\.\S+|(?<![\w.+-])[\w.+-]++@[\w-]+\.[\w.]+|@\w+|"
+                       + ODD_CHARS.pattern)
 # Frequent pairs of Vietnamese syllables typed without diacritics; each one seen adds evidence.
 _VI_BARE_PAIRS = frozenset(
     "cam on|xin chao|don hang|giao hang|bao gio|tai sao|bao nhieu|khong duoc|chua nhan|hoan tien|doi tra|"
