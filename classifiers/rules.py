@@ -23,12 +23,12 @@ except ImportError:  # pragma: no cover
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import ahocorasick
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
 from classifiers.normalise import GREEK_FOLD, fold, printable
@@ -59,6 +59,8 @@ _UNSPACED = {"zh", "ja"}
 _POLAR = {"complaint": "praise", "praise": "complaint"}
 _NEGATION_WINDOW = {"spaced": 14, "unspaced": 3}  # characters between a negator's end and the cue
 _CLAUSE_BREAK = re.compile(r"[.!?;,:\n。！？；，、…]")
+_STRETCH = re.compile(r"(\w)\1+")
+_SPACES = re.compile(r"\s+")
 
 
 class RulesError(ValueError):
@@ -92,6 +94,12 @@ class Cue(BaseModel):
         return self
 
 
+def _bare_word(word: str) -> str:
+    if not re.match(r"\w", word.strip()):
+        raise ValueError(f"{word!r} must start with a letter or digit")
+    return word
+
+
 class Lexicon(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     lang: str
@@ -99,6 +107,8 @@ class Lexicon(BaseModel):
     categories: dict[str, list[Cue]] = Field(default_factory=dict)
     urgency: dict[str, list[Cue]] = Field(default_factory=dict)
     modifiers: dict[str, list[Cue]] = Field(default_factory=dict)
+    # words that alone say nothing about what was good or bad: a message made only of them is spam
+    bare_verdict: list[Annotated[str, AfterValidator(_bare_word)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_keys(self) -> Lexicon:
@@ -232,6 +242,22 @@ def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
     return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,), len(folded),
                      cue.negatable)
+
+
+def _squeeze(folded: str) -> str:
+    """One letter for a stretched one ("tốttt", "goood") and one space for any run of white space,
+    so that a bare-verdict word matches however it was typed."""
+    return _SPACES.sub(" ", _STRETCH.sub(r"\1", folded))
+
+
+def _bare_pattern(words: list[str], spaced: bool) -> re.Pattern[str] | None:
+    """Text made only of these words (any number, in any order) between punctuation and emoji, with
+    no question mark. Atomic groups: a failed match never retries other splits of the same words."""
+    if not words:
+        return None
+    options = "|".join(re.escape(w) for w in sorted({_squeeze(fold(w)) for w in words}, key=len, reverse=True))
+    end = r"(?!\w)" if spaced else ""
+    return re.compile(rf"(?>[^\w?？;]*)(?:(?>{options}){end}(?>[^\w?？;]*))++\Z")
 
 
 def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
@@ -377,6 +403,9 @@ _LONG_WORD = {"vi": 15}  # Vietnamese syllables have at most 7 letters: a 15-let
 _ANY_LONG_WORD = 30
 _LONG_LATIN_RUN = {n: re.compile(rf"[a-zA-Z]{{{n},}}") for n in {*_LONG_WORD.values(), _ANY_LONG_WORD}}
 _PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
+_WORD = re.compile(r"\w+")
+_NO_WORDS_LENGTH = 40  # "...", "E", "👍👍": a short text with at most one letter, no digit and no question
+_DIGIT_OR_QUESTION = re.compile(r"[\d?？]")
 _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
 # noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
 # or earn a reward is not a sincere message; alone it stays below the confidence where rules decide
@@ -386,6 +415,21 @@ NOISE_CONFIDENCE = 0.6
 # present: padded praise is reward farming and costs little when taken for spam, while a complaint
 # padded the same way must still reach the queue. An emoji flood is too often sincere enthusiasm.
 _PADDING = ("keyboard mashing", "stutter", "pasted over and over")
+# Filler with no complaint cue is spam: a bare verdict ("Tốt", "rất đẹp ạ", "Good!!") says nothing
+# about what was good or bad, and a passage pasted two or three times over is padding to a required
+# length; on review platforms that pay for reviews both are the usual filler. Filler outweighs the
+# praise (or inquiry) cues it is made of by this much, which keeps the rules' confidence >= RULES_SPAM.
+FILLER_MARGIN = 1.0
+
+
+def _pasted_again(text: str) -> str | None:
+    """The opening of a text made of one passage of three words or more pasted two or more times
+    (the last copy may be cut short): a review stretched to a required length."""
+    words = _WORD.findall(text[:_NOISE_SCAN].lower())
+    for unit in range(3, len(words) // 2 + 1):
+        if words[unit] == words[0] and all(words[i] == words[i % unit] for i in range(unit, len(words))):
+            return " ".join(words[:unit])
+    return None
 
 
 def _repeated_chunk(words: list[str]) -> str | None:
@@ -463,10 +507,26 @@ class RuleClassifier:
     name = "rules"
 
     def __init__(self, rules_dir: Path = RULES_DIR) -> None:
-        compiled = {lex.lang: _compile_lexicon(lex) for lex in map(load_lexicon, rule_files(rules_dir))}
+        lexicons = [load_lexicon(path) for path in rule_files(rules_dir)]
+        compiled = {lex.lang: _compile_lexicon(lex) for lex in lexicons}
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
+        self._bare = {lex.lang: _bare_pattern(lex.bare_verdict, lex.lang not in _UNSPACED) for lex in lexicons}
+        self._bare_fallback = _bare_pattern([w for lex in lexicons for w in lex.bare_verdict], spaced=True)
         self.languages = frozenset(compiled)
+
+    def _filler(self, text: str, folded: str, lang: str) -> str | None:
+        """Why a text with no complaint cue is filler rather than a message: a bare verdict, or one
+        passage pasted again (padding to a required length)."""
+        stripped = text.strip()
+        if 0 < len(stripped) <= _NO_WORDS_LENGTH and len(_LETTER.findall(stripped)) <= 1 \
+                and not _DIGIT_OR_QUESTION.search(stripped):
+            return f"no content: no words {stripped[:12]!r}"
+        bare = self._bare.get(lang, self._bare_fallback)
+        if bare is not None and bare.match(_squeeze(folded)):
+            return f"no content: only verdict words {text.strip()[:32]!r}"
+        pasted = _pasted_again(folded)
+        return None if pasted is None else f"pasted again {pasted[:32]!r}"
 
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
                  vip: bool = False) -> Labels:
@@ -486,6 +546,11 @@ class RuleClassifier:
                 type_why["complaint"].append(f"{harm} signal")
         if noise is not None and noise.startswith(_PADDING) and not type_scores.get("complaint"):
             type_scores["spam"] += type_scores.get("praise", 0.0)
+        if not type_scores.get("complaint"):
+            filler = self._filler(text, folded, lang)
+            if filler is not None:
+                type_scores["spam"] = max(type_scores.values(), default=0.0) + FILLER_MARGIN
+                type_why["spam"].append(filler)
         if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")

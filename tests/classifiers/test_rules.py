@@ -294,9 +294,50 @@ def test_noise_padding_a_short_praise_is_spam(rules, text, lang):
     assert rules.classify(text, lang).type == "spam"
 
 
-@pytest.mark.parametrize("text", ["Giao hàng nhanh, đóng gói cẩn thận, rất hài lòng", "đẹp lắmmmm", "haha ok 😍😍"])
+@pytest.mark.parametrize("text", ["Giao hàng nhanh, đóng gói cẩn thận, rất hài lòng", "áo đẹp lắmmmm", "haha ok 😍😍"])
 def test_emphasis_is_not_noise(rules, text):
     assert rules.classify(text, "vi").type != "spam"
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Tốt", "vi"), ("rất đẹp ạ!!", "vi"), ("Okkkk luônnn", "vi"), ("Good!!", "en"), ("very nice", "en"),
+    ("Отлично!", "ru"), ("不错哦。。。", "zh"), ("Τέλεια!", "el"), ("...", "vi"), ("👍👍", "en"),
+])
+def test_a_bare_verdict_or_no_words_is_spam_with_no_content_as_the_reason(rules, text, lang):
+    labels = rules.classify(text, lang)
+    assert labels.type == "spam" and labels.type_confidence >= 0.5, labels.reasons
+    assert "no content" in labels.reasons[0]
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("hàng tốt", "vi"), ("giao nhanh, rất hài lòng", "vi"), ("không tốt", "vi"), ("Good?", "en"),
+    ("good price", "en"), ("not good", "en"), ("Ужасно", "ru"), ("很好吃", "zh"), ("", "en"), ("?", "en"),
+])
+def test_a_verdict_about_something_a_complaint_or_a_question_is_not_filler(rules, text, lang):
+    labels = rules.classify(text, lang)
+    assert labels.type != "spam" and not any("no content" in r for r in labels.reasons), labels.reasons
+
+
+def test_a_passage_pasted_again_is_spam_unless_it_complains(rules):
+    padded = rules.classify("Giao hàng nhanh, đóng gói cẩn thận. Giao hàng nhanh, đóng gói cẩn thận.", "vi")
+    assert padded.type == "spam" and any("pasted again" in r for r in padded.reasons), padded.reasons
+    assert rules.classify("The screen cracked after a day. The screen cracked after a day.", "en").type == "complaint"
+
+
+def test_an_operator_can_switch_bare_verdicts_off_for_a_language(tmp_path):
+    for path in RULES_DIR.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "vi":
+            text = text[:text.index("\nbare_verdict:")] + "\nbare_verdict: []\n"
+        (tmp_path / path.name).write_text(text, encoding="utf-8")
+    assert RuleClassifier(tmp_path).classify("Tốt", "vi").type != "spam"
+    assert RuleClassifier(tmp_path).classify("Good!!", "en").type == "spam"
+
+
+def test_a_bare_verdict_word_must_start_with_a_letter_or_digit(tmp_path):
+    (tmp_path / "en.yaml").write_text("lang: en\nbare_verdict: [good, '!!']\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"en.yaml:2: bare_verdict.*must start with a letter or digit"):
+        RuleClassifier(tmp_path)
 
 
 @pytest.mark.parametrize("text", [
