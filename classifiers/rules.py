@@ -244,20 +244,61 @@ def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
                      cue.negatable)
 
 
+def _once(word: str) -> str:
+    """The word with each run of one letter read once ("tốttt" -> "tốt")."""
+    return _STRETCH.sub(_first_group, word)
+
+
+def _first_group(match: re.Match[str]) -> str:  # a function is cheaper than the template r"\1"
+    return match.group(1)
+
+
 def _squeeze(folded: str) -> str:
     """One letter for a stretched one ("tốttt", "goood") and one space for any run of white space,
     so that a bare-verdict word matches however it was typed."""
-    return _SPACES.sub(" ", _STRETCH.sub(r"\1", folded))
+    return _SPACES.sub(" ", _once(folded))
 
 
-def _bare_pattern(words: list[str], spaced: bool) -> re.Pattern[str] | None:
-    """Text made only of these words (any number, in any order) between punctuation and emoji, with
-    no question mark. Atomic groups: a failed match never retries other splits of the same words."""
+@dataclass(frozen=True, slots=True)
+class _BareVerdict:
+    """Text made only of some words (any number, in any order) between punctuation and emoji, with
+    no question mark. Letters may be stretched ("tốttt", "okkk", "goood"): words are compared with
+    each run of one letter read once."""
+
+    entries: frozenset[tuple[str, ...]]  # each word as a tuple of words (spaced scripts) or characters
+    openers: frozenset[str]  # their first units: most texts fail on their first word, cheaply
+    longest: int
+    spaced: bool
+
+    def match(self, folded: str) -> bool:
+        first = _WORD.search(folded)
+        if first is None or _once(first.group(0) if self.spaced else first.group(0)[0]) \
+                not in self.openers or _QUESTION.search(folded):
+            return False
+        runs = _WORD.findall(folded)
+        if self.spaced:
+            return self._covers([_once(run) for run in runs])
+        return all(self._covers(list(_once(run))) for run in runs)
+
+    def _covers(self, units: list[str]) -> bool:
+        """Whether the units split into entries, longest first (no backtracking: entries are short)."""
+        i = 0
+        while i < len(units):
+            for size in range(min(self.longest, len(units) - i), 0, -1):
+                if tuple(units[i:i + size]) in self.entries:
+                    i += size
+                    break
+            else:
+                return False
+        return True
+
+
+def _bare_verdict(words: list[str], spaced: bool) -> _BareVerdict | None:
     if not words:
         return None
-    options = "|".join(re.escape(w) for w in sorted({_squeeze(fold(w)) for w in words}, key=len, reverse=True))
-    end = r"(?!\w)" if spaced else ""
-    return re.compile(rf"(?>[^\w?？;]*)(?:(?>{options}){end}(?>[^\w?？;]*))++\Z")
+    squeezed = {_squeeze(fold(w)).strip() for w in words}
+    entries = frozenset(tuple(w.split()) if spaced else tuple(w.replace(" ", "")) for w in squeezed)
+    return _BareVerdict(entries, frozenset(e[0] for e in entries), max(map(len, entries)), spaced)
 
 
 def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
@@ -406,6 +447,8 @@ _PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 _WORD = re.compile(r"\w+")
 _NO_WORDS_LENGTH = 40  # "...", "E", "👍👍": a short text with at most one letter, no digit and no question
 _DIGIT_OR_QUESTION = re.compile(r"[\d?？]")
+_QUESTION = re.compile(r"[?？;]")  # Greek asks with ";"
+_BARE_LENGTH = 200  # characters: a longer run of verdict words is padding, which the noise tests see
 _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
 # noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
 # or earn a reward is not a sincere message; alone it stays below the confidence where rules decide
@@ -425,7 +468,11 @@ FILLER_MARGIN = 1.0
 def _pasted_again(text: str) -> str | None:
     """The opening of a text made of one passage of three words or more pasted two or more times
     (the last copy may be cut short): a review stretched to a required length."""
-    words = _WORD.findall(text[:_NOISE_SCAN].lower())
+    text = text[:_NOISE_SCAN]
+    first = _WORD.search(text)
+    if first is None or text.find(first.group(0), first.end()) < 0:  # most texts: the opening never recurs
+        return None
+    words = _WORD.findall(text)
     for unit in range(3, len(words) // 2 + 1):
         if words[unit] == words[0] and all(words[i] == words[i % unit] for i in range(unit, len(words))):
             return " ".join(words[:unit])
@@ -511,8 +558,8 @@ class RuleClassifier:
         compiled = {lex.lang: _compile_lexicon(lex) for lex in lexicons}
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
-        self._bare = {lex.lang: _bare_pattern(lex.bare_verdict, lex.lang not in _UNSPACED) for lex in lexicons}
-        self._bare_fallback = _bare_pattern([w for lex in lexicons for w in lex.bare_verdict], spaced=True)
+        self._bare = {lex.lang: _bare_verdict(lex.bare_verdict, lex.lang not in _UNSPACED) for lex in lexicons}
+        self._bare_fallback = _bare_verdict([w for lex in lexicons for w in lex.bare_verdict], spaced=True)
         self.languages = frozenset(compiled)
 
     def _filler(self, text: str, folded: str, lang: str) -> str | None:
@@ -523,7 +570,7 @@ class RuleClassifier:
                 and not _DIGIT_OR_QUESTION.search(stripped):
             return f"no content: no words {stripped[:12]!r}"
         bare = self._bare.get(lang, self._bare_fallback)
-        if bare is not None and bare.match(_squeeze(folded)):
+        if bare is not None and len(folded) <= _BARE_LENGTH and bare.match(folded):
             return f"no content: only verdict words {text.strip()[:32]!r}"
         pasted = _pasted_again(folded)
         return None if pasted is None else f"pasted again {pasted[:32]!r}"
