@@ -29,6 +29,12 @@ class VersionChoice(BaseModel):
     version: str | None = Field(description="a version name; for shadow, null switches shadow mode off")
 
 
+class PromoteChoice(VersionChoice):
+    replace_task: bool = Field(False, description="promote a version that predicts another label (type, category "
+                                                  "or urgency) than the model served now, leaving that label to "
+                                                  "the rules alone")
+
+
 class ClassifierState(BaseModel):
     active: str | None
     shadow: str | None
@@ -65,13 +71,15 @@ _CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/promote", response_model=ClassifierState, responses=_CHANGE_ERRORS)
-def promote(request: Request, body: VersionChoice, principal: Changer) -> dict[str, Any]:
-    """Make `version` the active model; running pipelines switch within seconds."""
+def promote(request: Request, body: PromoteChoice, principal: Changer) -> dict[str, Any]:
+    """Make `version` the active model; running pipelines switch within seconds. A version that predicts
+    another label than the model served now is refused (409) unless `replace_task` is true."""
     version = body.version
     if version is None:
         raise HTTPException(422, detail=[{"loc": ["body", "version"], "msg": "a version to promote",
                                           "type": "missing"}])
-    return _change(request, principal, lambda engine, by, store: rollout.promote(engine, version, by, store))
+    return _change(request, principal, lambda engine, by, store: rollout.promote(
+        engine, version, by, store, replace_task=body.replace_task))
 
 
 @router.post("/rollback", response_model=ClassifierState, responses=_CHANGE_ERRORS)

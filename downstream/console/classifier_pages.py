@@ -41,6 +41,7 @@ def classifiers_page(request: Request, principal: Annotated[Principal, Depends(c
         (v for v in versions if v.version == store.active()), versions[0] if versions else None)
     disagreements = list_disagreements(request.app.state.engine, 50)
     return render(request, "classifiers.html", principal, versions=versions, active=store.active(),
+                  serving_task=rollout.serving_task(store),
                   shadow=store.shadow(), chosen=chosen, confusion=confusion_cells(chosen.metrics) if chosen else None,
                   history=list(reversed(store.history()))[:20], disagreements=disagreements, notice=notice)
 
@@ -48,10 +49,12 @@ def classifiers_page(request: Request, principal: Annotated[Principal, Depends(c
 @router.post("")
 def change_versions(request: Request, principal: Annotated[Principal, Depends(console_writer)],
                     action: Annotated[str, Form()], version: Annotated[str, Form()] = "") -> Response:
-    """promote VERSION, rollback, shadow VERSION, shadow-off; running pipelines follow the control row."""
+    """promote VERSION (promote-replace-task: one predicting another label than the model served now),
+    rollback, shadow VERSION, shadow-off; running pipelines follow the control row."""
     engine, by = request.app.state.engine, principal.name
     changes: dict[str, Callable[[], ControlState]] = {
         "promote": lambda: rollout.promote(engine, version, by),
+        "promote-replace-task": lambda: rollout.promote(engine, version, by, replace_task=True),
         "rollback": lambda: rollout.rollback(engine, by),
         "shadow": lambda: rollout.set_shadow(engine, version, by),
         "shadow-off": lambda: rollout.set_shadow(engine, None, by)}

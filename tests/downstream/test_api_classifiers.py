@@ -75,3 +75,16 @@ def test_unknown_version_and_nothing_to_roll_back(client: TestClient, auth: Call
     assert unnamed.status_code == 422 and unnamed.json()["detail"][0]["loc"] == ["body", "version"]
     with engine.connect() as conn:
         assert read_control(conn) is None
+
+
+def test_a_version_of_another_task_needs_replace_task(client: TestClient, auth: Callable[[str], dict[str, str]],
+                                                     store: ModelStore) -> None:
+    store.save("u1", _SavedModel(), ModelMetadata("u1", "urgency", ["low", "high"], "sha256:x", 10, 0,
+                                                  "2026-11-23T00:00:00+00:00"))
+    client.post("/v1/classifiers/promote", json={"version": "v1"}, headers=auth("operator"))
+    refused = client.post("/v1/classifiers/promote", json={"version": "u1"}, headers=auth("operator"))
+    assert refused.status_code == 409 and "predicts urgency" in refused.json()["detail"]
+    assert store.active() == "v1"
+    replaced = client.post("/v1/classifiers/promote", json={"version": "u1", "replace_task": True},
+                           headers=auth("operator"))
+    assert replaced.status_code == 200 and replaced.json()["active"] == "u1"

@@ -197,6 +197,17 @@ def test_classifiers_page_promotes_and_shadows(console: TestClient, tokens: dict
     bad = console.post("/console/classifiers", data={"action": "promote", "version": "nope", "csrf": csrf})
     assert bad.status_code == 303 and "nope" in bad.headers["location"]
 
+    store.save("u1", _SavedModel(), ModelMetadata("u1", "urgency", ["low", "high"], "sha256:x", 10, 0,
+                                                  "2026-11-23T00:00:00+00:00", metrics=metrics))
+    console.post("/console/classifiers", data={"action": "promote", "version": "v1", "csrf": csrf})
+    page = console.get("/console/classifiers")
+    assert 'value="promote-replace-task"' in page.text and "Promote (replace type)" in page.text
+    refused = console.post("/console/classifiers", data={"action": "promote", "version": "u1", "csrf": csrf})
+    assert "predicts+urgency" in refused.headers["location"] or "predicts urgency" in refused.headers["location"]
+    assert store.active() == "v1"
+    console.post("/console/classifiers", data={"action": "promote-replace-task", "version": "u1", "csrf": csrf})
+    assert store.active() == "u1"
+
 
 def test_relabel_in_one_click_updates_ticket_event_and_corrections(
         console: TestClient, tokens: dict[str, str], hostile_ticket: dict[str, Any], engine: Engine) -> None:
