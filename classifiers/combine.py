@@ -1,8 +1,9 @@
 """Rules and the active model, combined into one answer per message.
 
 How they combine, per label the model was trained for (its metadata `task`), first match wins:
-- for type, spam found by the rules (noise, ad cues) with confidence >= RULES_SPAM decides: the
-  shipped model has seen few ads, and noise is not something a character model learns well;
+- for type, spam found by the rules (noise, ad cues, filler such as a bare "Good!!" outside a
+  conversation) with confidence >= RULES_SPAM decides: the shipped model has seen few ads, and noise
+  is not something a character model learns well;
 - for type, when the rules found complaint or praise cues and those outweigh every other type's cues,
   the answer is complaint or praise, whichever has the larger rule score plus model probability:
   the lexicons generalise across domains (negation, intensifiers, contrast) where a model trained
@@ -23,6 +24,9 @@ from classifiers.rules import RuleClassifier
 RULES_DECIDE = 0.8  # a lone "?" gives the rules 0.75 for inquiry: rhetorical complaints go on to the model
 RULES_SPAM = 0.5
 _POLAR = ("complaint", "praise")
+PUBLIC_CHANNELS = frozenset({"social", "twitter", "facebook"})
+# in a dialogue a bare "ok" or "great" answers someone: not filler (classifiers/filler.py)
+CONVERSATION_CHANNELS = frozenset({"chat", "email", "phone", "telegram", "sms"})
 _LEVEL = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 
 
@@ -39,8 +43,8 @@ class CombinedClassifier:
         self.rules, self.model, self.version, self.task = rules, model, version, task
 
     def classify(self, messages: list[Message]) -> list[dict[str, Any]]:
-        ruled = [self.rules.classify(m.text, m.lang, public=m.channel in ("social", "twitter", "facebook"))
-                 for m in messages]
+        ruled = [self.rules.classify(m.text, m.lang, public=m.channel in PUBLIC_CHANNELS,
+                                     conversation=m.channel in CONVERSATION_CHANNELS) for m in messages]
         predicted = self.model.predict([m.text for m in messages]) if self.model else [None] * len(messages)
         return [self._one(m, r, p) for m, r, p in zip(messages, ruled, predicted, strict=True)]
 

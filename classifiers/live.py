@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from classifiers.active_model import LoadedModel
-from classifiers.combine import CombinedClassifier, Message
+from classifiers.combine import CONVERSATION_CHANNELS, PUBLIC_CHANNELS, CombinedClassifier, Message
 from classifiers.labels import Labels
 from classifiers.rules import RULES_DIR, RuleClassifier
 from classifiers.shadow import Disagreement, compare
-
-PUBLIC_CHANNELS = ("social", "twitter", "facebook")  # as CombinedClassifier.classify reads Message.channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +25,7 @@ class Request:
     public: bool = False
     vip: bool = False
     key: str = ""  # the delivery key, named in shadow disagreements
+    conversation: bool = False  # chat, email, a call: a bare "ok" answers someone (classifiers/filler.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +75,9 @@ class LiveClassifier:
         return self.snapshot.shadow.version if self.snapshot.shadow else None
 
     def classify_messages(self, messages: list[Message]) -> list[dict[str, Any]]:
-        """combine.py's interface (`intake classify`, `evaluate`): public when the channel is a social one."""
-        return self.classify([Request(m.text, m.lang, m.channel in PUBLIC_CHANNELS) for m in messages])[0]
+        """combine.py's interface (`intake classify`, `evaluate`), reading the channel as it does."""
+        return self.classify([Request(m.text, m.lang, m.channel in PUBLIC_CHANNELS,
+                                      conversation=m.channel in CONVERSATION_CHANNELS) for m in messages])[0]
 
     def classify(self, requests: list[Request]) -> tuple[list[dict[str, Any]], list[Disagreement]]:
         """One combined answer per request, and the shadow version's disagreements with them."""
@@ -85,7 +85,8 @@ class LiveClassifier:
         if not requests:
             return [], []
         messages = [Message(r.text, r.lang) for r in requests]
-        ruled = [snap.rules.classify(r.text, r.lang, public=r.public, vip=r.vip) for r in requests]
+        ruled = [snap.rules.classify(r.text, r.lang, public=r.public, vip=r.vip, conversation=r.conversation)
+                 for r in requests]
         answers = _combiner(snap, snap.active).combine(messages, ruled)
         if snap.shadow is None:
             return answers, []

@@ -23,13 +23,15 @@ except ImportError:  # pragma: no cover
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import ahocorasick
 import numpy as np
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from classifiers import filler
+from classifiers.filler import BareVerdictWords
 from classifiers.labels import CATEGORIES, TYPES, URGENCIES, URGENCY_SIGNALS, Labels
 from classifiers.normalise import GREEK_FOLD, fold, printable
 
@@ -59,8 +61,6 @@ _UNSPACED = {"zh", "ja"}
 _POLAR = {"complaint": "praise", "praise": "complaint"}
 _NEGATION_WINDOW = {"spaced": 14, "unspaced": 3}  # characters between a negator's end and the cue
 _CLAUSE_BREAK = re.compile(r"[.!?;,:\n。！？；，、…]")
-_STRETCH = re.compile(r"(\w)\1+")
-_SPACES = re.compile(r"\s+")
 
 
 class RulesError(ValueError):
@@ -94,12 +94,6 @@ class Cue(BaseModel):
         return self
 
 
-def _bare_word(word: str) -> str:
-    if not re.match(r"\w", word.strip()):
-        raise ValueError(f"{word!r} must start with a letter or digit")
-    return word
-
-
 class Lexicon(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     lang: str
@@ -107,8 +101,8 @@ class Lexicon(BaseModel):
     categories: dict[str, list[Cue]] = Field(default_factory=dict)
     urgency: dict[str, list[Cue]] = Field(default_factory=dict)
     modifiers: dict[str, list[Cue]] = Field(default_factory=dict)
-    # words that alone say nothing about what was good or bad: a message made only of them is spam
-    bare_verdict: list[Annotated[str, AfterValidator(_bare_word)]] = Field(default_factory=list)
+    # words that alone say nothing about what was good or bad (classifiers/filler.py)
+    bare_verdict: BareVerdictWords | None = None
 
     @model_validator(mode="after")
     def _known_keys(self) -> Lexicon:
@@ -242,63 +236,6 @@ def _compile(lang: str, label: str, cue: Cue) -> _Compiled:
     body = phrase if lang in _UNSPACED else rf"(?<!\w){phrase}(?!\w)"
     return _Compiled(label, re.compile(body), cue.weight, f"phrase {cue.phrase!r}", (folded,), len(folded),
                      cue.negatable)
-
-
-def _once(word: str) -> str:
-    """The word with each run of one letter read once ("tốttt" -> "tốt")."""
-    return _STRETCH.sub(_first_group, word)
-
-
-def _first_group(match: re.Match[str]) -> str:  # a function is cheaper than the template r"\1"
-    return match.group(1)
-
-
-def _squeeze(folded: str) -> str:
-    """One letter for a stretched one ("tốttt", "goood") and one space for any run of white space,
-    so that a bare-verdict word matches however it was typed."""
-    return _SPACES.sub(" ", _once(folded))
-
-
-@dataclass(frozen=True, slots=True)
-class _BareVerdict:
-    """Text made only of some words (any number, in any order) between punctuation and emoji, with
-    no question mark. Letters may be stretched ("tốttt", "okkk", "goood"): words are compared with
-    each run of one letter read once."""
-
-    entries: frozenset[tuple[str, ...]]  # each word as a tuple of words (spaced scripts) or characters
-    openers: frozenset[str]  # their first units: most texts fail on their first word, cheaply
-    longest: int
-    spaced: bool
-
-    def match(self, folded: str) -> bool:
-        first = _WORD.search(folded)
-        if first is None or _once(first.group(0) if self.spaced else first.group(0)[0]) \
-                not in self.openers or _QUESTION.search(folded):
-            return False
-        runs = _WORD.findall(folded)
-        if self.spaced:
-            return self._covers([_once(run) for run in runs])
-        return all(self._covers(list(_once(run))) for run in runs)
-
-    def _covers(self, units: list[str]) -> bool:
-        """Whether the units split into entries, longest first (no backtracking: entries are short)."""
-        i = 0
-        while i < len(units):
-            for size in range(min(self.longest, len(units) - i), 0, -1):
-                if tuple(units[i:i + size]) in self.entries:
-                    i += size
-                    break
-            else:
-                return False
-        return True
-
-
-def _bare_verdict(words: list[str], spaced: bool) -> _BareVerdict | None:
-    if not words:
-        return None
-    squeezed = {_squeeze(fold(w)).strip() for w in words}
-    entries = frozenset(tuple(w.split()) if spaced else tuple(w.replace(" ", "")) for w in squeezed)
-    return _BareVerdict(entries, frozenset(e[0] for e in entries), max(map(len, entries)), spaced)
 
 
 def _line_of(source: str, loc: tuple[int | str, ...]) -> int | None:
@@ -444,11 +381,6 @@ _LONG_WORD = {"vi": 15}  # Vietnamese syllables have at most 7 letters: a 15-let
 _ANY_LONG_WORD = 30
 _LONG_LATIN_RUN = {n: re.compile(rf"[a-zA-Z]{{{n},}}") for n in {*_LONG_WORD.values(), _ANY_LONG_WORD}}
 _PICTOGRAPH = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF]")
-_WORD = re.compile(r"\w+")
-_NO_WORDS_LENGTH = 40  # "...", "E", "👍👍": a short text with at most one letter, no digit and no question
-_DIGIT_OR_QUESTION = re.compile(r"[\d?？]")
-_QUESTION = re.compile(r"[?？;]")  # Greek asks with ";"
-_BARE_LENGTH = 200  # characters: a longer run of verdict words is padding, which the noise tests see
 _NOISE_SCAN = 2000  # characters: noise shows early, and a megabyte of text must stay cheap
 # noise outweighs a typical praise phrase or two: a review padded with mashing to reach a length
 # or earn a reward is not a sincere message; alone it stays below the confidence where rules decide
@@ -458,25 +390,9 @@ NOISE_CONFIDENCE = 0.6
 # present: padded praise is reward farming and costs little when taken for spam, while a complaint
 # padded the same way must still reach the queue. An emoji flood is too often sincere enthusiasm.
 _PADDING = ("keyboard mashing", "stutter", "pasted over and over")
-# Filler with no complaint cue is spam: a bare verdict ("Tốt", "rất đẹp ạ", "Good!!") says nothing
-# about what was good or bad, and a passage pasted two or three times over is padding to a required
-# length; on review platforms that pay for reviews both are the usual filler. Filler outweighs the
-# praise (or inquiry) cues it is made of by this much, which keeps the rules' confidence >= RULES_SPAM.
+# Filler (classifiers/filler.py) outweighs all other cues together by this much, which keeps the rules'
+# confidence above 0.5 (combine.RULES_SPAM)
 FILLER_MARGIN = 1.0
-
-
-def _pasted_again(text: str) -> str | None:
-    """The opening of a text made of one passage of three words or more pasted two or more times
-    (the last copy may be cut short): a review stretched to a required length."""
-    text = text[:_NOISE_SCAN]
-    first = _WORD.search(text)
-    if first is None or text.find(first.group(0), first.end()) < 0:  # most texts: the opening never recurs
-        return None
-    words = _WORD.findall(text)
-    for unit in range(3, len(words) // 2 + 1):
-        if words[unit] == words[0] and all(words[i] == words[i % unit] for i in range(unit, len(words))):
-            return " ".join(words[:unit])
-    return None
 
 
 def _repeated_chunk(words: list[str]) -> str | None:
@@ -558,25 +474,26 @@ class RuleClassifier:
         compiled = {lex.lang: _compile_lexicon(lex) for lex in lexicons}
         self._by_lang = {lang: _LangRules(cues) for lang, cues in compiled.items()}
         self._fallback = _LangRules([cue for cues in compiled.values() for cue in cues])
-        self._bare = {lex.lang: _bare_verdict(lex.bare_verdict, lex.lang not in _UNSPACED) for lex in lexicons}
-        self._bare_fallback = _bare_verdict([w for lex in lexicons for w in lex.bare_verdict], spaced=True)
+        self._bare = {lex.lang: filler.bare_verdict(lex.bare_verdict, lex.lang, lex.lang not in _UNSPACED)
+                      for lex in lexicons}
+        everyone = filler.merged([lex.bare_verdict for lex in lexicons if lex.bare_verdict is not None])
+        self._bare_fallback = filler.bare_verdict(everyone, "und", spaced=True)
         self.languages = frozenset(compiled)
 
-    def _filler(self, text: str, folded: str, lang: str) -> str | None:
-        """Why a text with no complaint cue is filler rather than a message: a bare verdict, or one
-        passage pasted again (padding to a required length)."""
-        stripped = text.strip()
-        if 0 < len(stripped) <= _NO_WORDS_LENGTH and len(_LETTER.findall(stripped)) <= 1 \
-                and not _DIGIT_OR_QUESTION.search(stripped):
-            return f"no content: no words {stripped[:12]!r}"
+    def _filler(self, text: str, folded: str, lang: str, praise_only: bool) -> str | None:
+        """Why a text with no complaint cue is filler rather than a message (classifiers/filler.py)."""
+        if filler.no_words(text):
+            return f"no content: no words {text.strip()[:12]!r}"
         bare = self._bare.get(lang, self._bare_fallback)
-        if bare is not None and len(folded) <= _BARE_LENGTH and bare.match(folded):
+        if bare is not None and bare.match(folded):
             return f"no content: only verdict words {text.strip()[:32]!r}"
-        pasted = _pasted_again(folded)
+        pasted = filler.pasted_again(folded) if praise_only else None
         return None if pasted is None else f"pasted again {pasted[:32]!r}"
 
     def classify(self, text: str, lang: str, *, public: bool = False, repeat_contacts: int = 0,
-                 vip: bool = False) -> Labels:
+                 vip: bool = False, conversation: bool = False) -> Labels:
+        """`conversation`: the message is part of a dialogue (chat, email, a call), where a bare "ok" or
+        "great" answers someone and is not filler."""
         rules = self._by_lang.get(lang, self._fallback)
         text = printable(text)
         folded = fold(text)
@@ -593,11 +510,13 @@ class RuleClassifier:
                 type_why["complaint"].append(f"{harm} signal")
         if noise is not None and noise.startswith(_PADDING) and not type_scores.get("complaint"):
             type_scores["spam"] += type_scores.get("praise", 0.0)
-        if not type_scores.get("complaint"):
-            filler = self._filler(text, folded, lang)
-            if filler is not None:
-                type_scores["spam"] = max(type_scores.values(), default=0.0) + FILLER_MARGIN
-                type_why["spam"].append(filler)
+        if not conversation and not type_scores.get("complaint"):
+            praise_only = bool(type_scores.get("praise")) and not (type_scores.get("inquiry")
+                                                                  or type_scores.get("suggestion"))
+            why = self._filler(text, folded, lang, praise_only)
+            if why is not None:
+                type_scores["spam"] = sum(type_scores.values()) + FILLER_MARGIN
+                type_why["spam"].append(why)
         if "?" in text or "？" in text or (lang == "el" and ";" in text):  # Greek asks with ";"
             type_scores["inquiry"] += 1.0
             type_why["inquiry"].append("question mark")

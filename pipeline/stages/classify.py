@@ -6,6 +6,7 @@ Shadow disagreements found here wait in `pending` until the processor stores the
 
 from __future__ import annotations
 
+from classifiers.combine import CONVERSATION_CHANNELS
 from classifiers.live import LiveClassifier, Request, labels_of
 from classifiers.shadow import Disagreement
 from pipeline.stages import WorkItem
@@ -29,7 +30,7 @@ class ClassifyStage:
             env = item.envelope
             text = f"{env.subject}\n{item.classify_text}" if env.subject else item.classify_text
             requests.append(Request(text, item.language.lang, env.public, env.sender.key in self.vip_senders,
-                                    env.delivery_key))
+                                    env.delivery_key, env.channel in CONVERSATION_CHANNELS))
         answers, disagreements = self.classifier.classify(requests)
         for item, answer in zip(items, answers, strict=True):
             item.labels = labels_of(answer)

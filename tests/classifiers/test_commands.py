@@ -103,7 +103,8 @@ def test_train_promote_classify_rollback(models, labelled, tmp_path):
     assert figures["n"] == len(rows()) and figures["load_s"] > 0 and figures["classify_msgs_per_s"] > 0
 
     assert run("promote", "v1").exit_code == 0
-    stdin = json.dumps({"text": "房间干净，服务很好，非常满意", "lang": "zh"}) + "\n" + json.dumps({"text": "zqx 77 blorp"}) + "\n"
+    stdin = "".join(json.dumps(line) + "\n" for line in ({"text": "房间干净，服务很好，非常满意", "lang": "zh"},
+                                                        {"text": "zqx 77 blorp"}))
     confident, unsure = (json.loads(x) for x in run("classify", stdin=stdin).output.splitlines())
     # praise cues: rule polarity plus the model's probability (classifiers/combine.py)
     assert confident["type"] == "praise" and confident["type_source"] == "rules+model:v1"
