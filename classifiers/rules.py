@@ -343,6 +343,16 @@ def _preceded(text: str, start: int, spans: list[tuple[int, int]], window: int) 
     return None
 
 
+_SENTENCE_END = re.compile(r"[.!?;。！？；\n]")
+
+
+def _in_question(text: str, end: int, lang: str) -> bool:
+    """Whether the sentence around `end` ends in a question mark ("is the delivery free?"): a praise
+    word there asks about something rather than praising it. Greek asks with ";"."""
+    found = _SENTENCE_END.search(text, end)
+    return found is not None and (found.group(0) in "?？" or (lang == "el" and found.group(0) == ";"))
+
+
 def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]]]], lang: str
                  ) -> tuple[dict[str, float], dict[str, list[str]]]:
     """Type scores with negation, intensifiers and contrast applied to the polarity cues."""
@@ -365,6 +375,8 @@ def _score_types(text: str, found: dict[str, list[tuple[_Compiled, re.Match[str]
                 weight, note = weight * 1.5, " intensified"
             if pivot >= 0:
                 weight, note = (weight * 2, note + " after contrast") if start >= pivot else (weight / 2, note)
+            if label == "praise" and _in_question(text, match.end(), lang):
+                weight, note = weight / 2, note + " in a question"
         scores[label] += weight
         why[label].append(f"{match.group(0).strip()!r}" + (f" x{weight:g}" if weight != 1 else "") + note)
     return scores, why
@@ -567,7 +579,7 @@ def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) 
         return URGENCIES[0]
     if signals & {"safety", "security"}:  # harm to a person or to their money cannot wait
         level = 3
-    if signals & {"legal", "public"}:
+    if signals & {"legal", "public"} and level:  # a public post of praise or a suggestion is not urgent
         level = max(level, 2)
     bumps = len(signals & {"anger", "deadline"}) + (repeat_contacts >= 2) + vip
     level = min(3, level + bumps) if level >= 2 else min(2, level + bumps)

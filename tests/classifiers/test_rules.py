@@ -377,3 +377,17 @@ def test_a_bare_verdict_entry_that_could_never_match_is_refused_with_its_line(tm
 ])
 def test_money_or_devices_the_customer_cannot_account_for_are_critical(rules, text):
     assert rules.classify(text, "en").urgency == "critical"
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Is the delivery free for the islands?", "en"),
+    ("Γεια σας, ισχύει η δωρεάν αποστολή και για τα νησιά; Θέλω να στείλω ένα δώρο στη Νάξο.", "el"),
+])
+def test_a_praise_word_in_a_question_asks_rather_than_praises(rules, text, lang):
+    labels = rules.classify(text, lang)
+    assert labels.type != "praise", labels.reasons
+
+
+def test_a_public_post_raises_a_complaint_not_praise(rules):
+    assert rules.classify("Love your shop, the staff are great!", "en", public=True).urgency == "low"
+    assert rules.classify("My parcel never arrived and nobody answers", "en", public=True).urgency == "high"
