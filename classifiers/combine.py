@@ -4,6 +4,8 @@ How they combine, per label the model was trained for (its metadata `task`), fir
 - for type, spam found by the rules (noise, ad cues, filler such as a bare "Good!!" outside a
   conversation) with confidence >= RULES_SPAM decides: the shipped model has seen few ads, and noise
   is not something a character model learns well;
+- for type, suggestion cues scoring SUGGESTION_DECIDES or more that outweigh every other type's cues
+  decide ("Suggestion: add a filter, it is inconvenient now" is no complaint);
 - for type, when the rules found complaint or praise cues and those outweigh every other type's cues,
   the answer is complaint or praise, whichever has the larger rule score plus model probability:
   the lexicons generalise across domains (negation, intensifiers, contrast) where a model trained
@@ -23,6 +25,9 @@ from classifiers.rules import RuleClassifier
 
 RULES_DECIDE = 0.8  # a lone "?" gives the rules 0.75 for inquiry: rhetorical complaints go on to the model
 RULES_SPAM = 0.5
+# suggestion cues this strong ("Suggestion: ...", "it would be great if") that outweigh every other type
+# decide: the shipped model has seen few suggestions and takes the inconvenience they mention for a complaint
+SUGGESTION_DECIDES = 4.0
 _POLAR = ("complaint", "praise")
 PUBLIC_CHANNELS = frozenset({"social", "twitter", "facebook"})
 # in a dialogue a bare "ok" or "great" answers someone: not filler (classifiers/filler.py)
@@ -67,6 +72,10 @@ class CombinedClassifier:
             if key == "type" and out["type"] == "spam" and rules_conf >= RULES_SPAM:
                 out["reasons"].append(f"type spam: rules decide spam (confidence {rules_conf:.2f} >= {RULES_SPAM}); "
                                       + said)
+            elif key == "type" and out["type"] == "suggestion" and dict(ruled.type_scores)["suggestion"] >= \
+                    SUGGESTION_DECIDES:
+                out["reasons"].append(f"type suggestion: clear suggestion cues decide (score >= "
+                                      f"{SUGGESTION_DECIDES:g}); " + said)
             elif key == "type" and (polar := _polar(dict(ruled.type_scores), pred.scores)) is not None:
                 label, score = polar
                 out.update(type=label, type_confidence=round(min(1.0, score), 3),

@@ -52,3 +52,18 @@ def test_noise_found_by_the_rules_stays_spam(rules):
 def test_polarity_does_not_override_stronger_other_cues(rules):
     out = _one(rules, {"inquiry": 0.7, "complaint": 0.2, "praise": 0.1}, "What are your opening hours on Saturday?")
     assert out["type"] == "inquiry"
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("@shop предложение: добавьте в приложение фильтр по пункту выдачи. Сейчас очень неудобно.", "ru"),
+    ("Suggestion: please add a dark mode, the white screen is annoying at night.", "en"),
+])
+def test_clear_suggestion_cues_decide_over_a_model_that_reads_a_complaint(rules, text, lang):
+    out = _one(rules, {"complaint": 0.95, "suggestion": 0.05}, text, lang)
+    assert out["type"] == "suggestion", out["reasons"]
+    assert any("clear suggestion cues decide" in r for r in out["reasons"])
+
+
+def test_a_passing_suggestion_in_a_complaint_leaves_it_to_the_model(rules):
+    out = _one(rules, {"complaint": 0.9, "suggestion": 0.1}, "The app keeps crashing, maybe add a fix?")
+    assert out["type"] == "complaint"
