@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from classifiers.rules import RuleClassifier
+from classifiers.rules import RuleClassifier, urgency_for
 
 RULES_DECIDE = 0.8  # a lone "?" gives the rules 0.75 for inquiry: rhetorical complaints go on to the model
 RULES_SPAM = 0.5
@@ -32,7 +32,6 @@ _POLAR = ("complaint", "praise")
 PUBLIC_CHANNELS = frozenset({"social", "twitter", "facebook"})
 # in a dialogue a bare "ok" or "great" answers someone: not filler (classifiers/filler.py)
 CONVERSATION_CHANNELS = frozenset({"chat", "email", "phone", "telegram", "sms"})
-_LEVEL = {"low": 0, "normal": 1, "high": 2, "critical": 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +71,7 @@ class CombinedClassifier:
             if key == "type" and out["type"] == "spam" and rules_conf >= RULES_SPAM:
                 out["reasons"].append(f"type spam: rules decide spam (confidence {rules_conf:.2f} >= {RULES_SPAM}); "
                                       + said)
-            elif key == "type" and out["type"] == "suggestion" and dict(ruled.type_scores)["suggestion"] >= \
-                    SUGGESTION_DECIDES:
+            elif key == "type" and _clear_suggestion(ruled):
                 out["reasons"].append(f"type suggestion: clear suggestion cues decide (score >= "
                                       f"{SUGGESTION_DECIDES:g}); " + said)
             elif key == "type" and (polar := _polar(dict(ruled.type_scores), pred.scores)) is not None:
@@ -93,10 +91,20 @@ class CombinedClassifier:
             out["category"] = out["category_confidence"] = None
         elif out["category"] is None:
             out.update(category="other", category_confidence=0.3)
-        if out["type"] == "spam" and _LEVEL[out["urgency"]] > 0:
-            out["urgency"] = "low"
-            out["reasons"].append("urgency low: spam")
+        if out["type"] != ruled.type and (urgency := urgency_for(out["type"], ruled.signals, ruled.urgency_bumps)) \
+                != out["urgency"]:
+            out["urgency"] = urgency
+            out["reasons"].append(f"urgency {urgency}: the same signals for a {out['type']}")
         return out
+
+
+def _clear_suggestion(ruled: Any) -> bool:
+    """Suggestion cues scoring SUGGESTION_DECIDES or more, well ahead of any complaint cues, and no
+    harm or legal threat: "Suggestion: refund me or I call my lawyer" stays a complaint."""
+    scores = dict(ruled.type_scores)
+    return (ruled.type == "suggestion" and scores["suggestion"] >= SUGGESTION_DECIDES
+            and scores["suggestion"] >= 1.5 * scores.get("complaint", 0.0)
+            and not ruled.signals & {"safety", "security", "legal"})
 
 
 def _polar(rule_scores: dict[str, float], model_scores: dict[str, float]) -> tuple[str, float] | None:

@@ -21,6 +21,9 @@ class Labels:
     urgency: str
     reasons: tuple[str, ...] = field(default=())
     type_scores: tuple[tuple[str, float], ...] = field(default=())  # every type's rule score, for combining
+    # what urgency was derived from, so that it follows a type the model changes (rules.urgency_for)
+    signals: frozenset[str] = field(default=frozenset())
+    urgency_bumps: int = 0  # repeat contact and VIP
 
     def as_dict(self) -> dict[str, object]:
         return {"type": self.type, "type_confidence": round(self.type_confidence, 3),

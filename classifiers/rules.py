@@ -560,7 +560,8 @@ class RuleClassifier:
         if public:
             signals["public"] += 1
             signal_why["public"].append("public post")
-        urgency = _urgency(msg_type, set(signals), repeat_contacts, vip)
+        bumps = (repeat_contacts >= 2) + vip
+        urgency = urgency_for(msg_type, frozenset(signals), bumps)
         for name in URGENCY_SIGNALS:
             if name in signals:
                 reasons.append(f"signal {name}: " + ", ".join(signal_why[name][:3]))
@@ -570,10 +571,11 @@ class RuleClassifier:
             reasons.append("signal vip: customer is VIP")
         reasons.append(f"urgency {urgency}")
         scores = tuple((label, round(type_scores[label], 3)) for label in TYPES if type_scores.get(label))
-        return Labels(msg_type, confidence, category, urgency, tuple(reasons), scores)
+        return Labels(msg_type, confidence, category, urgency, tuple(reasons), scores, frozenset(signals), bumps)
 
 
-def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) -> str:
+def urgency_for(msg_type: str, signals: frozenset[str], bumps: int = 0) -> str:
+    """Urgency from the type and the signals found; `bumps` counts a repeat contact and a VIP."""
     level = 0 if msg_type in ("praise", "spam", "suggestion") else 1
     if msg_type == "spam":
         return URGENCIES[0]
@@ -581,6 +583,6 @@ def _urgency(msg_type: str, signals: set[str], repeat_contacts: int, vip: bool) 
         level = 3
     if signals & {"legal", "public"} and level:  # a public post of praise or a suggestion is not urgent
         level = max(level, 2)
-    bumps = len(signals & {"anger", "deadline"}) + (repeat_contacts >= 2) + vip
+    bumps += len(signals & {"anger", "deadline"})
     level = min(3, level + bumps) if level >= 2 else min(2, level + bumps)
     return URGENCIES[level]

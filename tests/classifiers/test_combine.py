@@ -67,3 +67,21 @@ def test_clear_suggestion_cues_decide_over_a_model_that_reads_a_complaint(rules,
 def test_a_passing_suggestion_in_a_complaint_leaves_it_to_the_model(rules):
     out = _one(rules, {"complaint": 0.9, "suggestion": 0.1}, "The app keeps crashing, maybe add a fix?")
     assert out["type"] == "complaint"
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("Suggestion: answer your phone! I've called 5 times about my missing refund, my lawyer is next", "en"),
+    ("@Shop_VN góp ý: nhân viên thái độ kém, tôi sẽ kiện", "vi"),
+])
+def test_a_complaint_or_threat_labelled_as_a_suggestion_stays_a_complaint(rules, text, lang):
+    out = _one(rules, {"complaint": 0.9, "suggestion": 0.1}, text, lang)
+    assert out["type"] == "complaint", out["reasons"]
+
+
+def test_urgency_follows_the_final_type(rules):
+    out = CombinedClassifier(rules, _FixedModel({"praise": 0.9, "inquiry": 0.1}), "test", "type").classify(
+        [Message("Love the new app! Any plans for a dark mode?", "en", "twitter")])[0]
+    assert (out["type"], out["urgency"]) == ("praise", "low"), out["reasons"]
+    out = CombinedClassifier(rules, _FixedModel({"complaint": 0.9, "inquiry": 0.1}), "test", "type").classify(
+        [Message("hmm the blue one, again", "en", "twitter")])[0]
+    assert (out["type"], out["urgency"]) == ("complaint", "high"), out["reasons"]
